@@ -1,0 +1,1 @@
+"""Linescale node agent: observes the node, serves and applies what the controller pushes."""

@@ -1,0 +1,215 @@
+"""The agent's HTTP app: probes, metrics, and the routing/tuning push endpoints.
+
+Built by ``create_app(settings, deps)``; the report loop and its HTTP session live in
+``cleanup_ctx`` so they start with the app and stop, in order, when it shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import psutil
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from agent.reporter import ReportMetrics, ReportTarget, report_loop
+from shared import metric_names
+from shared.config import ConfigError, Settings, split_listen
+from shared.http_api import RequestGuard, handle_healthz, metrics_handler, new_registry
+from shared.pushes import HeldState, PushDecision, PushKind
+from shared.wire import AgentReport, Capacity, RoutingTable, TuningSet, WireModel
+
+log = logging.getLogger(__name__)
+
+
+def host_capacity() -> Capacity:
+    return Capacity(
+        cpu_cores=float(psutil.cpu_count() or 1), memory_bytes=psutil.virtual_memory().total
+    )
+
+
+@dataclass(frozen=True)
+class AgentDeps:
+    """What the agent reads from the world, injectable for tests."""
+
+    clock: Callable[[], float] = time.time
+    capacity: Callable[[], Capacity] = host_capacity
+
+
+class PushMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.pushes = Counter(
+            metric_names.AGENT_PUSHES,
+            "Routing and tuning pushes received, by kind and outcome.",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.versions: dict[PushKind, Gauge] = {
+            "routing": Gauge(
+                metric_names.AGENT_ROUTING_VERSION,
+                "Version of the routing table held.",
+                registry=registry,
+            ),
+            "tuning": Gauge(
+                metric_names.AGENT_TUNING_VERSION,
+                "Version of the tuning set held.",
+                registry=registry,
+            ),
+        }
+
+
+@dataclass
+class AgentContext:
+    settings: Settings
+    deps: AgentDeps
+    registry: CollectorRegistry
+    guard: RequestGuard
+    metrics: PushMetrics
+    held: HeldState = field(default_factory=HeldState)
+
+
+AGENT = web.AppKey("agent", AgentContext)
+
+
+def advertise_url(settings: Settings) -> str:
+    """Where the controller reaches this agent: configured, else derived from ``listen``."""
+    if settings.agent.advertise_url:
+        return settings.agent.advertise_url
+    host, port = split_listen(settings.agent.listen)
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{host}:{port}"
+
+
+def build_report(ctx: AgentContext, sequence: int) -> AgentReport:
+    agent = ctx.settings.agent
+    return AgentReport(
+        node=agent.node,
+        zone=agent.zone,
+        region=agent.region,
+        endpoint=advertise_url(ctx.settings),
+        sent_at=ctx.deps.clock(),
+        sequence=sequence,
+        health="ok",
+        capacity=ctx.deps.capacity(),
+        routing_version=ctx.held.version("routing"),
+        tuning_version=ctx.held.version("tuning"),
+    )
+
+
+def _held(ctx: AgentContext, kind: PushKind) -> WireModel | None:
+    return ctx.held.routing if kind == "routing" else ctx.held.tuning
+
+
+def _get_handler(kind: PushKind) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle_get(request: web.Request) -> web.Response:
+        held = _held(request.app[AGENT], kind)
+        if held is None:
+            return web.json_response({"error": f"no {kind} received yet"}, status=404)
+        return web.json_response(text=held.model_dump_json())
+
+    return handle_get
+
+
+async def handle_put_routing(request: web.Request) -> web.Response:
+    ctx = request.app[AGENT]
+    table = await ctx.guard.authenticated_read(request, RoutingTable)
+    return _push_response(ctx, "routing", table.version, ctx.held.offer_routing(table))
+
+
+async def handle_put_tuning(request: web.Request) -> web.Response:
+    ctx = request.app[AGENT]
+    tuning = await ctx.guard.authenticated_read(request, TuningSet)
+    return _push_response(ctx, "tuning", tuning.version, ctx.held.offer_tuning(tuning))
+
+
+def _push_response(
+    ctx: AgentContext, kind: PushKind, version: int, decision: PushDecision
+) -> web.Response:
+    ctx.metrics.pushes.labels(kind, decision.reason).inc()
+    if decision.apply:
+        ctx.metrics.versions[kind].set(version)
+        log.info("applied %s version %d", kind, version, extra={"kind": kind, "version": version})
+    else:
+        log.info("ignored %s push: %s", kind, decision.message, extra={"kind": kind})
+    return web.json_response({"status": decision.reason, "message": decision.message})
+
+
+async def handle_readyz(request: web.Request) -> web.Response:
+    ctx = request.app[AGENT]
+    return web.json_response(
+        {
+            "status": "ready",
+            "routing_version": ctx.held.version("routing"),
+            "tuning_version": ctx.held.version("tuning"),
+        }
+    )
+
+
+def _reporting(
+    ctx: AgentContext,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def reporting(app: web.Application) -> AsyncIterator[None]:
+        agent = ctx.settings.agent
+        if not agent.controller_url:
+            log.warning("no controller_url configured: not reporting")
+            yield
+            return
+        metrics = ReportMetrics(ctx.registry)
+        target = ReportTarget(
+            url=f"{agent.controller_url}/v1/agents/{agent.node}/report",
+            token=ctx.settings.require_token(),
+            timeout_seconds=agent.report_timeout_seconds,
+        )
+        async with aiohttp.ClientSession() as session:
+            task = asyncio.create_task(
+                report_loop(
+                    session,
+                    target,
+                    lambda sequence: build_report(ctx, sequence),
+                    agent.report_interval_seconds,
+                    metrics,
+                ),
+                name="agent-report-loop",
+            )
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return reporting
+
+
+def create_app(settings: Settings, deps: AgentDeps | None = None) -> web.Application:
+    """The agent app; refuses to build without node, zone and a usable token."""
+    if not settings.agent.node or not settings.agent.zone:
+        raise ConfigError("agent.node and agent.zone are required (--node, --zone)")
+    registry = new_registry("agent")
+    ctx = AgentContext(
+        settings=settings,
+        deps=deps or AgentDeps(),
+        registry=registry,
+        guard=RequestGuard(settings.require_token(), settings.agent.max_body_bytes, registry),
+        metrics=PushMetrics(registry),
+    )
+    app = web.Application(client_max_size=settings.agent.max_body_bytes)
+    app[AGENT] = ctx
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/readyz", handle_readyz)
+    app.router.add_get("/metrics", metrics_handler(registry))
+    app.router.add_get("/v1/routing", _get_handler("routing"))
+    app.router.add_put("/v1/routing", handle_put_routing)
+    app.router.add_get("/v1/tuning", _get_handler("tuning"))
+    app.router.add_put("/v1/tuning", handle_put_tuning)
+    app.cleanup_ctx.append(_reporting(ctx))
+    return app

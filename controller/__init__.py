@@ -1,0 +1,1 @@
+"""Linescale controller: one per cluster; gathers agent reports, decides, and pushes."""

@@ -1,0 +1,330 @@
+"""The controller's HTTP app: agent reports in, routing and tuning out, status for operators.
+
+Read-only endpoints (``GET``) need no token; everything that changes state does. A reconcile
+loop re-pushes the current routing table and tuning set to any fresh agent that holds an
+older version (an agent that restarted, or missed a push while unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from controller.pusher import PushResult, PushTarget, push_all
+from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
+from shared import __version__, metric_names
+from shared.config import Settings
+from shared.http_api import RequestGuard, handle_healthz, json_error, metrics_handler, new_registry
+from shared.pushes import HeldState, PushDecision, PushKind
+from shared.wire import AgentReport, RoutingTable, TuningSet
+
+log = logging.getLogger(__name__)
+
+PUSH_KINDS: tuple[PushKind, ...] = ("routing", "tuning")
+
+
+@dataclass(frozen=True)
+class ControllerDeps:
+    clock: Callable[[], float] = time.time
+
+
+class ControllerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reports = Counter(
+            metric_names.CONTROLLER_REPORTS,
+            "Agent reports received, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("accepted", "refused"):
+            self.reports.labels(outcome)
+        self.pushes = Counter(
+            metric_names.CONTROLLER_PUSHES,
+            "Pushes to agents, by kind and outcome.",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        for kind in PUSH_KINDS:
+            for outcome in ("applied", "stale", "failed"):
+                self.pushes.labels(kind, outcome)
+        self.reconciles = Counter(
+            metric_names.CONTROLLER_RECONCILES,
+            "Reconcile passes, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("success", "error"):
+            self.reconciles.labels(outcome)
+        self.reconcile_duration = Histogram(
+            metric_names.CONTROLLER_RECONCILE_DURATION,
+            "Time one reconcile pass took.",
+            registry=registry,
+        )
+        self.last_reconcile_success = Gauge(
+            metric_names.CONTROLLER_LAST_RECONCILE_SUCCESS,
+            "Unix time of the last reconcile pass that finished without error.",
+            registry=registry,
+        )
+
+
+class AgentsCollector(Collector):
+    """``linescale_controller_agents{state}``, computed at scrape time from the registry."""
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        self._ctx = ctx
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        now = self._ctx.deps.clock()
+        stale_after = self._ctx.settings.controller.agent_stale_after_seconds
+        family = GaugeMetricFamily(
+            metric_names.CONTROLLER_AGENTS, "Known agents by state.", labels=["state"]
+        )
+        counts = {"fresh": 0, "stale": 0}
+        for record in self._ctx.agents.records():
+            counts["stale" if is_stale(record.last_seen, now, stale_after) else "fresh"] += 1
+        for state, count in counts.items():
+            family.add_metric([state], count)
+        yield family
+
+
+@dataclass
+class ControllerContext:
+    settings: Settings
+    deps: ControllerDeps
+    registry: CollectorRegistry
+    guard: RequestGuard
+    metrics: ControllerMetrics
+    token: str
+    agents: AgentRegistry
+    held: HeldState = field(default_factory=HeldState)
+    started_at: float = 0.0
+    session: aiohttp.ClientSession | None = None
+
+    def status(self, record: AgentRecord) -> dict[str, object]:
+        return record.status(self.deps.clock(), self.settings.controller.agent_stale_after_seconds)
+
+    async def push(self, kind: PushKind, records: list[AgentRecord]) -> list[PushResult]:
+        """Push the held ``kind`` to ``records``; remember which agents now hold it."""
+        message = self.held.routing if kind == "routing" else self.held.tuning
+        if message is None or not records or self.session is None:
+            return []
+        targets = [PushTarget(r.report.node, r.report.endpoint) for r in records]
+        results = await push_all(
+            self.session,
+            targets,
+            kind,
+            message,
+            self.token,
+            self.settings.controller.push_timeout_seconds,
+        )
+        for result in results:
+            self.metrics.pushes.labels(kind, result.outcome).inc()
+            if result.outcome != "failed":
+                self.agents.note_version(result.node, kind, message.version)
+        return results
+
+
+CONTROLLER = web.AppKey("controller", ControllerContext)
+
+
+async def handle_report(request: web.Request) -> web.Response:
+    ctx = request.app[CONTROLLER]
+    report = await ctx.guard.authenticated_read(request, AgentReport)
+    node = request.match_info["node"]
+    if report.node != node:
+        ctx.metrics.reports.labels("refused").inc()
+        raise json_error(400, f"node: report is for {report.node!r} but was posted to {node!r}")
+    outcome = ctx.agents.record(report, ctx.deps.clock())
+    if outcome == "full":
+        ctx.metrics.reports.labels("refused").inc()
+        raise json_error(429, f"agent limit {ctx.settings.controller.max_agents} reached")
+    ctx.metrics.reports.labels("accepted").inc()
+    if outcome == "new":
+        log.info(
+            "agent %s joined (zone %s)",
+            node,
+            report.zone,
+            extra={"node": node, "zone": report.zone},
+        )
+    return web.json_response(
+        {
+            "status": "accepted",
+            "routing_version": ctx.held.version("routing"),
+            "tuning_version": ctx.held.version("tuning"),
+        }
+    )
+
+
+async def handle_agents(request: web.Request) -> web.Response:
+    ctx = request.app[CONTROLLER]
+    return web.json_response(
+        {
+            "agents": [
+                {**ctx.status(record), "report": record.report.model_dump(mode="json")}
+                for record in ctx.agents.records()
+            ]
+        }
+    )
+
+
+async def handle_status(request: web.Request) -> web.Response:
+    ctx = request.app[CONTROLLER]
+    now = ctx.deps.clock()
+    agents = [ctx.status(record) for record in ctx.agents.records()]
+    return web.json_response(
+        {
+            "controller": {
+                "version": __version__,
+                "uptime_seconds": round(now - ctx.started_at, 3),
+                "routing_version": ctx.held.version("routing"),
+                "tuning_version": ctx.held.version("tuning"),
+            },
+            "summary": {
+                "agents": len(agents),
+                "stale": sum(1 for agent in agents if agent["stale"]),
+                "healthy": sum(
+                    1 for agent in agents if not agent["stale"] and agent["health"] == "ok"
+                ),
+            },
+            "agents": agents,
+        }
+    )
+
+
+def _get_held(kind: PushKind) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handle_get(request: web.Request) -> web.Response:
+        held = request.app[CONTROLLER].held
+        message = held.routing if kind == "routing" else held.tuning
+        if message is None:
+            return web.json_response({"error": f"no {kind} set yet"}, status=404)
+        return web.json_response(text=message.model_dump_json())
+
+    return handle_get
+
+
+async def _fan_out(ctx: ControllerContext, kind: PushKind, decision: PushDecision) -> web.Response:
+    if not decision.apply:
+        return web.json_response({"status": "stale", "message": decision.message, "agents": []})
+    now = ctx.deps.clock()
+    stale_after = ctx.settings.controller.agent_stale_after_seconds
+    fresh = [r for r in ctx.agents.records() if not is_stale(r.last_seen, now, stale_after)]
+    results = await ctx.push(kind, fresh)
+    log.info(
+        "%s set to version %d, pushed to %d agents",
+        kind,
+        ctx.held.version(kind),
+        len(results),
+        extra={"kind": kind, "version": ctx.held.version(kind)},
+    )
+    return web.json_response(
+        {
+            "status": "applied",
+            "message": decision.message,
+            "agents": [result.as_dict() for result in results],
+        }
+    )
+
+
+async def handle_put_routing(request: web.Request) -> web.Response:
+    ctx = request.app[CONTROLLER]
+    table = await ctx.guard.authenticated_read(request, RoutingTable)
+    return await _fan_out(ctx, "routing", ctx.held.offer_routing(table))
+
+
+async def handle_put_tuning(request: web.Request) -> web.Response:
+    ctx = request.app[CONTROLLER]
+    tuning = await ctx.guard.authenticated_read(request, TuningSet)
+    return await _fan_out(ctx, "tuning", ctx.held.offer_tuning(tuning))
+
+
+async def reconcile_once(ctx: ControllerContext) -> None:
+    """Forget long-silent agents, then bring every fresh agent up to the held versions."""
+    settings = ctx.settings.controller
+    now = ctx.deps.clock()
+    for node in ctx.agents.prune(now, settings.agent_forget_after_seconds):
+        log.info("forgot agent %s after long silence", node, extra={"node": node})
+    for kind in PUSH_KINDS:
+        lagging = agents_to_push(
+            ctx.agents.records(),
+            kind,
+            ctx.held.version(kind),
+            now,
+            settings.agent_stale_after_seconds,
+        )
+        await ctx.push(kind, lagging)
+
+
+async def reconcile_loop(ctx: ControllerContext) -> None:
+    interval = ctx.settings.controller.reconcile_interval_seconds
+    while True:
+        started = time.monotonic()
+        try:
+            await reconcile_once(ctx)
+        except Exception:  # one bad pass must not stop the loop
+            ctx.metrics.reconciles.labels("error").inc()
+            log.exception("reconcile pass failed")
+        else:
+            ctx.metrics.reconciles.labels("success").inc()
+            ctx.metrics.last_reconcile_success.set(ctx.deps.clock())
+        ctx.metrics.reconcile_duration.observe(time.monotonic() - started)
+        await asyncio.sleep(interval)
+
+
+def _background(
+    ctx: ControllerContext,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def background(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            ctx.session = session
+            task = asyncio.create_task(reconcile_loop(ctx), name="controller-reconcile-loop")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                ctx.session = None
+
+    return background
+
+
+def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Application:
+    """The controller app; refuses to build without a usable token."""
+    registry = new_registry("controller")
+    token = settings.require_token()
+    ctx = ControllerContext(
+        settings=settings,
+        deps=deps or ControllerDeps(),
+        registry=registry,
+        guard=RequestGuard(token, settings.controller.max_body_bytes, registry),
+        metrics=ControllerMetrics(registry),
+        token=token,
+        agents=AgentRegistry(settings.controller.max_agents),
+    )
+    ctx.started_at = ctx.deps.clock()
+    registry.register(AgentsCollector(ctx))
+    app = web.Application(client_max_size=settings.controller.max_body_bytes)
+    app[CONTROLLER] = ctx
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/readyz", handle_healthz)
+    app.router.add_get("/metrics", metrics_handler(registry))
+    app.router.add_post("/v1/agents/{node}/report", handle_report)
+    app.router.add_get("/v1/agents", handle_agents)
+    app.router.add_get("/v1/status", handle_status)
+    app.router.add_get("/v1/routing", _get_held("routing"))
+    app.router.add_put("/v1/routing", handle_put_routing)
+    app.router.add_get("/v1/tuning", _get_held("tuning"))
+    app.router.add_put("/v1/tuning", handle_put_tuning)
+    app.cleanup_ctx.append(_background(ctx))
+    return app

@@ -1,0 +1,193 @@
+"""Settings: defaults, then a YAML file, then ``LINESCALE_*`` environment, then CLI flags.
+
+Built once in ``main()`` and passed down frozen. A bad key or value is refused at start-up
+with a message naming it (``ConfigError``); the command-line entry points exit 2 on it.
+
+Environment overrides: ``LINESCALE_TOKEN``, ``LINESCALE_TOKEN_FILE``, ``LINESCALE_LOG_LEVEL``,
+``LINESCALE_LOG_FORMAT`` for top-level keys, and ``LINESCALE_<SECTION>__<KEY>`` for nested
+ones, e.g. ``LINESCALE_AGENT__REPORT_INTERVAL_SECONDS=2``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_PREFIX = "LINESCALE_"
+MIN_TOKEN_LENGTH = 16
+
+# Environment variables under the prefix that are not configuration (test and tool switches).
+_NON_CONFIG_ENV = frozenset({"LINESCALE_REQUIRE_SERVICES"})
+
+
+class ConfigError(ValueError):
+    """The configuration was refused; the message names the key and what is wrong with it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:9400")
+    return value
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """Split a validated HOST:PORT into host (brackets stripped for IPv6) and port."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class AgentSettings(_Section):
+    listen: str = "0.0.0.0:9400"
+    node: Annotated[str, Field(max_length=253)] = ""
+    zone: Annotated[str, Field(max_length=63)] = ""
+    region: Annotated[str, Field(max_length=63)] = ""
+    # URL the controller uses to push to this agent; derived from ``listen`` when empty.
+    advertise_url: str = ""
+    controller_url: str = ""
+    report_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    report_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = 1 * 2**20
+
+    _listen = field_validator("listen")(_check_listen)
+
+    @field_validator("controller_url", "advertise_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class ControllerSettings(_Section):
+    listen: str = "0.0.0.0:9500"
+    agent_stale_after_seconds: Annotated[float, Field(gt=0, le=86400)] = 15.0
+    # Agents silent this long are dropped from the registry (bounded memory as nodes churn).
+    agent_forget_after_seconds: Annotated[float, Field(gt=0, le=30 * 86400)] = 3600.0
+    push_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
+    reconcile_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = 1 * 2**20
+    max_agents: Annotated[int, Field(ge=1, le=100_000)] = 5000
+
+    _listen = field_validator("listen")(_check_listen)
+
+
+class Settings(_Section):
+    token: SecretStr = SecretStr("")
+    token_file: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    agent: AgentSettings = AgentSettings()
+    controller: ControllerSettings = ControllerSettings()
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> Settings:
+        if self.token_file and not self.token.get_secret_value():
+            try:
+                secret = Path(self.token_file).read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ValueError(f"token_file: cannot read: {error.strerror}") from None
+            object.__setattr__(self, "token", SecretStr(secret))
+        return self
+
+    def require_token(self) -> str:
+        """The bearer token for push and report endpoints; refuses to run without one."""
+        secret = self.token.get_secret_value()
+        if len(secret) < MIN_TOKEN_LENGTH:
+            problem = "is not set" if not secret else f"is shorter than {MIN_TOKEN_LENGTH}"
+            raise ConfigError(
+                f"token: {problem} (set LINESCALE_TOKEN, token_file, or token: in the config file)"
+            )
+        return secret
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: str) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(path)}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``LINESCALE_*`` variables into a nested dict of raw (string) values."""
+    tree: dict[str, Any] = {}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in _NON_CONFIG_ENV:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if any(not part for part in path):
+            raise ConfigError(f"{name}: malformed variable name")
+        _set_path(tree, path, value)
+    return tree
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file; an empty file is an empty config."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"config file {path}: {error.strerror}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path}: not valid YAML: {error}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: must be a mapping of keys to values")
+    return loaded
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors(include_url=False):
+        key = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{key}: {message}" if key else message)
+    return "; ".join(lines)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the frozen Settings from file, environment and flag overrides, in that order."""
+    raw: dict[str, Any] = read_config_file(path) if path else {}
+    raw = _merge(raw, env_overrides(os.environ if environ is None else environ))
+    raw = _merge(raw, overrides or {})
+    try:
+        # Environment values are strings: lax mode converts "2" to 2.0 for typed keys.
+        return Settings.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None

@@ -1,0 +1,26 @@
+"""Metric names, one place: ``linescale_<subsystem>_<name>_<unit>``, counters end in ``_total``.
+
+prometheus-client appends ``_total`` to Counter names itself, so counter constants here omit it;
+the exposed name is the constant plus ``_total``.
+"""
+
+BUILD_INFO = "linescale_build"  # exposed as linescale_build_info{version, component}
+
+# agent
+AGENT_PUSHES = "linescale_agent_pushes"  # {kind, outcome}
+AGENT_ROUTING_VERSION = "linescale_agent_routing_version"
+AGENT_TUNING_VERSION = "linescale_agent_tuning_version"
+AGENT_REPORTS = "linescale_agent_reports"  # {outcome}
+AGENT_REPORT_DURATION = "linescale_agent_report_duration_seconds"
+AGENT_LAST_REPORT_SUCCESS = "linescale_agent_last_report_success_timestamp_seconds"
+
+# controller
+CONTROLLER_REPORTS = "linescale_controller_reports"  # {outcome}
+CONTROLLER_AGENTS = "linescale_controller_agents"  # {state}
+CONTROLLER_PUSHES = "linescale_controller_pushes"  # {kind, outcome}
+CONTROLLER_RECONCILES = "linescale_controller_reconciles"  # {outcome}
+CONTROLLER_RECONCILE_DURATION = "linescale_controller_reconcile_duration_seconds"
+CONTROLLER_LAST_RECONCILE_SUCCESS = "linescale_controller_last_reconcile_success_timestamp_seconds"
+
+# HTTP, both components
+HTTP_REJECTED = "linescale_http_rejected_requests"  # {reason}
