@@ -42,9 +42,8 @@ def check_bearer(authorization: str | None, expected_token: str) -> AuthResult:
 
 def json_error(status: int, message: str, **details: Any) -> web.HTTPException:
     """An HTTP error whose body is ``{"error": message, ...details}``, ready to raise."""
-    return _ERRORS[status](
-        text=json.dumps({"error": message, **details}), content_type="application/json"
-    )
+    body = json.dumps({"error": message, **details})
+    return _ERRORS[status](text=body, content_type="application/json")
 
 
 _ERRORS: dict[int, type[web.HTTPException]] = {
@@ -52,7 +51,6 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
     401: web.HTTPUnauthorized,
     403: web.HTTPForbidden,
     404: web.HTTPNotFound,
-    413: web.HTTPRequestEntityTooLarge,
     415: web.HTTPUnsupportedMediaType,
     429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,
@@ -89,13 +87,20 @@ class RequestGuard:
     async def read(self, request: web.Request, model: type[M]) -> M:
         """Read at most ``max_body_bytes`` and parse strictly; 413 or 400 naming the field."""
         limit = self._max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
+        declared = request.content_length
+        body = (
+            b""
+            if declared is not None and declared > limit
+            else await request.content.read(limit + 1)
+        )
+        if len(body) > limit or (declared is not None and declared > limit):
             self.rejected.labels("too_large").inc()
-            raise json_error(413, f"body larger than {limit} bytes")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            self.rejected.labels("too_large").inc()
-            raise json_error(413, f"body larger than {limit} bytes")
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=limit,
+                actual_size=declared if declared is not None else len(body),
+                text=json.dumps({"error": f"body larger than {limit} bytes"}),
+                content_type="application/json",
+            )
         try:
             return parse(model, body)
         except WireError as error:
