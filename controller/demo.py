@@ -178,7 +178,7 @@ def summarize(
         return "summary: the controller never answered"
     ctl = status["controller"]
     agents = status["agents"]
-    converged = [
+    current = [
         a["node"]
         for a in agents
         if a["routing_version"] == ctl["routing_version"]
@@ -191,7 +191,7 @@ def summarize(
             f"({', '.join(sorted(a['zone'] for a in agents))})",
             f"  reports received:  {sum(a['reports'] for a in agents)}",
             f"  converged on routing v{ctl['routing_version']} / tuning v{ctl['tuning_version']}: "
-            f"{len(converged)} of {len(agents)}",
+            f"{len(current)} of {len(agents)}",
             f"  processes stopped: {stopped}"
             + (f" ({len(killed)} needed SIGKILL: {', '.join(killed)})" if killed else " cleanly"),
         ]
@@ -213,6 +213,27 @@ async def fetch_status(
             return status
     except (aiohttp.ClientError, TimeoutError):
         return None
+
+
+def converged(status: dict[str, Any]) -> bool:
+    ctl = status["controller"]
+    return len(status["agents"]) == len(ZONES) and all(
+        agent["routing_version"] == ctl["routing_version"]
+        and agent["tuning_version"] == ctl["tuning_version"]
+        for agent in status["agents"]
+    )
+
+
+async def settled_status(
+    session: aiohttp.ClientSession, controller_url: str, within_seconds: float
+) -> dict[str, Any] | None:
+    """The final picture: wait briefly for the last push to show in every agent's report."""
+    deadline = time.monotonic() + within_seconds
+    status = await fetch_status(session, controller_url)
+    while (status is None or not converged(status)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        status = await fetch_status(session, controller_url) or status
+    return status
 
 
 async def wait_healthy(session: aiohttp.ClientSession, fleet: Fleet, within_seconds: float) -> None:
@@ -242,7 +263,8 @@ async def admin_put(
 
 async def run_demo(
     duration: float, fleet: Fleet, live: bool
-) -> tuple[dict[str, Any] | None, float]:
+) -> tuple[dict[str, Any] | None, float, bool]:
+    """Runs the demo; returns the last status, the time it ran, and whether it was interrupted."""
     controller_port = free_port()
     controller_url = f"http://127.0.0.1:{controller_port}"
     fleet.spawn(
@@ -319,9 +341,8 @@ async def run_demo(
                 last_print = elapsed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=min(1.0, duration - elapsed))
-        # Let the last push reach every agent's next report before the final picture.
-        status = await fetch_status(session, controller_url) or status
-    return status, time.monotonic() - started
+        status = await settled_status(session, controller_url, within_seconds=3) or status
+    return status, time.monotonic() - started, stop.is_set()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -351,18 +372,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         fleet = Fleet(Path(workdir), token=secrets.token_urlsafe(24))
         status: dict[str, Any] | None = None
         elapsed = 0.0
+        interrupted = False
         code = 0
         try:
-            status, elapsed = asyncio.run(run_demo(args.duration, fleet, live))
+            status, elapsed, interrupted = asyncio.run(run_demo(args.duration, fleet, live))
         except DemoError as error:
             print(f"linescale demo: {error}", file=sys.stderr)
             code = 1
         except KeyboardInterrupt:
-            pass
+            interrupted = True
         finally:
             killed = fleet.stop()
         print(summarize(status, elapsed, killed, len(fleet.children)))
-        if status is not None and len(status["agents"]) < len(ZONES):
+        if not interrupted and (status is None or not converged(status)):
+            print("linescale demo: the agents did not all register and converge", file=sys.stderr)
             code = code or 1
     raise SystemExit(code)
 
