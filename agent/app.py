@@ -85,7 +85,7 @@ def advertise_url(settings: Settings) -> str:
     host, port = split_listen(settings.agent.listen)
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
-    return f"http://{host}:{port}"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def build_report(ctx: AgentContext, sequence: int) -> AgentReport:

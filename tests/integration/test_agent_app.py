@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from agent.app import AgentDeps, create_app
+from agent.app import AgentDeps, advertise_url, create_app
 from shared.config import Settings, load_settings
-from shared.wire import Capacity
+from shared.wire import AgentReport, Capacity
 
-from messages import TOKEN, routing, tuning
+from messages import TOKEN, report, routing, tuning
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -139,3 +139,19 @@ async def test_agent_keeps_serving_when_the_controller_is_away(aiohttp_client: A
         await asyncio.sleep(0.05)
     assert 'linescale_agent_reports_total{outcome="unreachable"} 2.0' in text
     assert (await (await client.get("/v1/routing")).json())["version"] == routing()["version"]
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        pytest.param({"listen": "127.0.0.1:9400"}, "http://127.0.0.1:9400", id="from-listen"),
+        pytest.param({"listen": "[::1]:9400"}, "http://[::1]:9400", id="ipv6-listen-bracketed"),
+        pytest.param(
+            {"advertise_url": "http://10.1.2.3:9400/"}, "http://10.1.2.3:9400", id="configured"
+        ),
+    ],
+)
+def test_advertised_url_is_valid_in_a_report(agent: dict[str, str], expected: str) -> None:
+    settings = agent_settings(**agent)
+    assert advertise_url(settings) == expected
+    AgentReport.model_validate({**report(), "endpoint": advertise_url(settings)})
