@@ -6,7 +6,6 @@ Built by ``create_app(settings, deps)``; the report loop and its HTTP session li
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -22,7 +21,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from agent.reporter import ReportMetrics, ReportTarget, report_loop
 from shared import metric_names
 from shared.config import ConfigError, Settings, split_listen
-from shared.http_api import RequestGuard, handle_healthz, metrics_handler, new_registry
+from shared.http_api import (
+    RequestGuard,
+    background_task,
+    handle_healthz,
+    metrics_handler,
+    new_registry,
+)
 from shared.pushes import HeldState, PushDecision, PushKind
 from shared.wire import AgentReport, Capacity, RoutingTable, TuningSet, WireModel
 
@@ -170,22 +175,15 @@ def _reporting(
             timeout_seconds=agent.report_timeout_seconds,
         )
         async with aiohttp.ClientSession() as session:
-            task = asyncio.create_task(
-                report_loop(
-                    session,
-                    target,
-                    lambda sequence: build_report(ctx, sequence),
-                    agent.report_interval_seconds,
-                    metrics,
-                ),
-                name="agent-report-loop",
+            loop = report_loop(
+                session,
+                target,
+                lambda sequence: build_report(ctx, sequence),
+                agent.report_interval_seconds,
+                metrics,
             )
-            try:
+            async with background_task(loop, "agent-report-loop"):
                 yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     return reporting
 

@@ -24,7 +24,14 @@ from controller.pusher import PushResult, PushTarget, push_all
 from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
 from shared import __version__, metric_names
 from shared.config import Settings
-from shared.http_api import RequestGuard, handle_healthz, json_error, metrics_handler, new_registry
+from shared.http_api import (
+    RequestGuard,
+    background_task,
+    handle_healthz,
+    json_error,
+    metrics_handler,
+    new_registry,
+)
 from shared.pushes import HeldState, PushDecision, PushKind
 from shared.wire import AgentReport, RoutingTable, TuningSet
 
@@ -287,13 +294,10 @@ def _background(
     async def background(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
             ctx.session = session
-            task = asyncio.create_task(reconcile_loop(ctx), name="controller-reconcile-loop")
             try:
-                yield
+                async with background_task(reconcile_loop(ctx), "controller-reconcile-loop"):
+                    yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
                 ctx.session = None
 
     return background

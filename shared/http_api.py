@@ -3,9 +3,11 @@ JSON errors, and a per-app metrics registry with build and process information."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Literal, TypeVar
 
 from aiohttp import web
@@ -142,3 +144,19 @@ def metrics_handler(
 
 async def handle_healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+@contextlib.asynccontextmanager
+async def background_task(coro: Coroutine[object, object, None], name: str) -> AsyncIterator[None]:
+    """Run ``coro`` as a task for the life of the block, then cancel it and wait for it to end.
+
+    Meant for an app's ``cleanup_ctx``: the loop starts with the app and stops, in order,
+    when it shuts down.
+    """
+    task = asyncio.create_task(coro, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

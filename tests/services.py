@@ -306,11 +306,28 @@ def _launch(
     plan: Callable[[], tuple[list[str], Callable[[], bool], _T]],
     timeout: float,
     env: Mapping[str, str] | None = None,
+    owned_dirs: Sequence[Path] = (),
 ) -> tuple[ManagedProcess, _T]:
     """Start the planned command until it is ready, re-planning (new ports) on a bind race.
 
     ``plan`` picks ports, writes config files and returns (argv, readiness probe, info).
+    On failure, ``owned_dirs`` (temp dirs made for this server) are removed.
     """
+    try:
+        return _launch_attempts(name, workdir, plan, timeout, env)
+    except BaseException:
+        for path in owned_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _launch_attempts(
+    name: str,
+    workdir: Path,
+    plan: Callable[[], tuple[list[str], Callable[[], bool], _T]],
+    timeout: float,
+    env: Mapping[str, str] | None,
+) -> tuple[ManagedProcess, _T]:
     for attempt in range(1, START_ATTEMPTS + 1):
         argv, probe, info = plan()
         process = ManagedProcess(name, argv, cwd=workdir, log_path=workdir / f"{name}.log", env=env)
@@ -574,12 +591,9 @@ def start_prometheus(
         ]
         return argv, lambda: _http_ok(f"http://127.0.0.1:{port}/-/ready"), port
 
-    try:
-        process, port = _launch("prometheus", workdir, plan, startup_timeout)
-    except BaseException:
-        if owns:
-            shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    process, port = _launch(
+        "prometheus", workdir, plan, startup_timeout, owned_dirs=[workdir] if owns else []
+    )
     return PrometheusServer(process, workdir, port, config_path, owns=owns)
 
 
@@ -648,12 +662,9 @@ def start_alertmanager(
         ]
         return argv, lambda: _http_ok(f"http://127.0.0.1:{port}/-/ready"), port
 
-    try:
-        process, port = _launch("alertmanager", workdir, plan, startup_timeout)
-    except BaseException:
-        if owns:
-            shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    process, port = _launch(
+        "alertmanager", workdir, plan, startup_timeout, owned_dirs=[workdir] if owns else []
+    )
     return AlertmanagerServer(process, workdir, port, config_path, owns=owns)
 
 
@@ -702,12 +713,9 @@ def start_redis(
         ]  # fmt: skip
         return argv, lambda: _redis_ping(port), port
 
-    try:
-        process, port = _launch("redis", workdir, plan, startup_timeout)
-    except BaseException:
-        if owns:
-            shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    process, port = _launch(
+        "redis", workdir, plan, startup_timeout, owned_dirs=[workdir] if owns else []
+    )
     return RedisServer(process, workdir, port, owns_workdir=owns)
 
 
@@ -852,14 +860,8 @@ def start_haproxy(
 
         return [binary, "-f", str(config_path), "-db"], ready, port
 
-    try:
-        process, port = _launch("haproxy", workdir, plan, startup_timeout)
-    except BaseException:
-        if owns_sock_dir:
-            shutil.rmtree(sock_dir, ignore_errors=True)
-        if owns:
-            shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    owned = [path for path, own in ((sock_dir, owns_sock_dir), (workdir, owns)) if own]
+    process, port = _launch("haproxy", workdir, plan, startup_timeout, owned_dirs=owned)
     server = HAProxyServer(process, workdir, port, config_path, socket_path, owns=owns)
     if owns_sock_dir:
         server._extra_cleanup.append(sock_dir)
@@ -980,10 +982,12 @@ def start_linescale(
         return argv, lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), port
 
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LINESCALE_")}
-    try:
-        process, port = _launch(role, workdir, plan, startup_timeout, env={**clean, **(env or {})})
-    except BaseException:
-        if owns:
-            shutil.rmtree(workdir, ignore_errors=True)
-        raise
+    process, port = _launch(
+        role,
+        workdir,
+        plan,
+        startup_timeout,
+        env={**clean, **(env or {})},
+        owned_dirs=[workdir] if owns else [],
+    )
     return LinescaleServer(process, workdir, port, owns_workdir=owns)

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +21,7 @@ from typing import Any
 
 import psutil
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from controller.demo import free_port
 
 
 def wait_healthy(url: str, within_seconds: float = 20) -> None:
