@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.wire import BottleneckThresholds
+
 ENV_PREFIX = "LINESCALE_"
 MIN_TOKEN_LENGTH = 16
 
@@ -54,6 +56,30 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class CollectorSettings(_Section):
+    interval_seconds: Annotated[float, Field(ge=0.5, le=3600)] = 5.0
+    top_processes: Annotated[int, Field(ge=1, le=500)] = 20
+    # Host mounts when the agent runs in a pod: hostPath /proc and /sys/fs/cgroup.
+    proc_root: str = "/proc"
+    cgroup_root: str = "/sys/fs/cgroup"
+
+
+class ProfilingSettings(_Section):
+    # Pyroscope server for the agent's own continuous profile; empty disables it.
+    server_address: str = ""
+    sample_rate: Annotated[int, Field(ge=1, le=1000)] = 100
+    # py-spy for on-demand profiles of other Python processes; empty: look it up on PATH.
+    pyspy_path: str = ""
+    max_seconds: Annotated[float, Field(gt=0, le=300)] = 60.0
+
+    @field_validator("server_address")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class AgentSettings(_Section):
     listen: str = "0.0.0.0:9400"
     node: Annotated[str, Field(max_length=253)] = ""
@@ -65,6 +91,9 @@ class AgentSettings(_Section):
     report_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     report_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 3.0
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = 1 * 2**20
+    collector: CollectorSettings = CollectorSettings()
+    bottlenecks: BottleneckThresholds = BottleneckThresholds()
+    profiling: ProfilingSettings = ProfilingSettings()
 
     _listen = field_validator("listen")(_check_listen)
 
@@ -183,7 +212,10 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Build the frozen Settings from file, environment and flag overrides, in that order."""
-    raw: dict[str, Any] = read_config_file(path) if path else {}
+    # Start from the defaults so a partial nested value (one threshold's ``warning``) keeps
+    # the rest of its defaults.
+    raw: dict[str, Any] = Settings().model_dump()
+    raw = _merge(raw, read_config_file(path) if path else {})
     raw = _merge(raw, env_overrides(os.environ if environ is None else environ))
     raw = _merge(raw, overrides or {})
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -55,14 +55,40 @@ class Capacity(WireModel):
     memory_bytes: Count
 
 
+class Evidence(WireModel):
+    """One measured value against the threshold it crossed."""
+
+    signal: Annotated[str, Field(min_length=1, max_length=128)]  # e.g. "node.psi.cpu.some.avg10"
+    value: float
+    threshold: float
+    unit: Annotated[str, Field(max_length=32)] = ""
+
+
+class Culprit(WireModel):
+    """Who causes a bottleneck, and how much of the resource is theirs (0..1)."""
+
+    pid: Annotated[int, Field(ge=0)] | None = None
+    command: Annotated[str, Field(max_length=256)] = ""
+    namespace: Annotated[str, Field(max_length=253)] = ""
+    pod: Annotated[str, Field(max_length=253)] = ""
+    pod_uid: Annotated[str, Field(max_length=64)] = ""
+    container: Annotated[str, Field(max_length=253)] = ""
+    container_id: Annotated[str, Field(max_length=128)] = ""
+    share: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
 class BottleneckFinding(WireModel):
-    """One USE-method finding: which resource, which signal, how bad, and who causes it."""
+    """One USE-method finding: which resource, which kind of signal, how bad, since when, why,
+    and who causes it."""
 
     resource: Literal["cpu", "memory", "disk", "network", "fds"]
-    signal: Literal["utilization", "saturation", "errors"]
-    severity: Literal["info", "warning", "critical"]
-    value: float
-    subject: Text = ""
+    kind: Literal["utilization", "saturation", "errors"]
+    severity: Literal["warning", "critical"]
+    rule: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+    subject: Annotated[str, Field(min_length=1, max_length=300)]  # "node/x", "container/ns/pod/c"
+    since: UnixSeconds
+    evidence: Annotated[list[Evidence], Field(max_length=16)]
+    culprits: Annotated[list[Culprit], Field(max_length=20)] = []
     message: Text
 
 
@@ -149,6 +175,65 @@ class RoutingTable(WireModel):
         return services
 
 
+# --- Bottleneck thresholds (agent config, and pushed in a TuningSet) ---------------------------
+
+
+class _Lax(WireModel):
+    """Also read from YAML and environment strings in the agent's config; ``parse`` still
+    validates pushed JSON strictly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=False)
+
+
+class Threshold(_Lax):
+    warning: float
+    critical: float
+
+
+def _threshold(warning: float, critical: float) -> Threshold:
+    return Threshold(warning=warning, critical=critical)
+
+
+class BottleneckThresholds(_Lax):
+    """When a signal becomes a finding. Defaults follow the anchors: node-mixin
+    (NodeCPUHighUsage 90 %, NodeFileDescriptorLimit 70/90 %), kubernetes-mixin
+    (CPUThrottlingHigh 25 %), Gregg's USE checklist (run queue over CPU count).
+
+    Hysteresis: a finding opens after ``trigger_samples`` consecutive breaching samples and
+    closes after ``clear_samples`` consecutive samples below ``clear_fraction`` of the
+    threshold (above it, for ``memory_available_percent`` where lower is worse).
+    """
+
+    cpu_runqueue_ratio: Threshold = _threshold(1.5, 3.0)  # runnable tasks per CPU
+    cpu_psi_some_percent: Threshold = _threshold(25.0, 60.0)  # avg10
+    cpu_utilization_percent: Threshold = _threshold(90.0, 98.0)
+    cpu_throttled_percent: Threshold = _threshold(25.0, 50.0)  # throttled / periods
+    memory_psi_full_percent: Threshold = _threshold(5.0, 20.0)
+    memory_available_percent: Threshold = _threshold(10.0, 5.0)  # lower is worse
+    io_psi_full_percent: Threshold = _threshold(20.0, 50.0)
+    disk_utilization_percent: Threshold = _threshold(90.0, 98.0)
+    fd_usage_percent: Threshold = _threshold(70.0, 90.0)
+    network_drop_percent: Threshold = _threshold(1.0, 5.0)  # drops / packets
+    tcp_retransmit_percent: Threshold = _threshold(1.0, 5.0)  # retrans / out segments
+    clear_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    trigger_samples: Annotated[int, Field(ge=1, le=100)] = 1
+    clear_samples: Annotated[int, Field(ge=1, le=100)] = 2
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BottleneckThresholds:
+        for name in type(self).model_fields:
+            threshold = getattr(self, name)
+            if not isinstance(threshold, Threshold):
+                continue
+            lower_is_worse = name == "memory_available_percent"
+            if (threshold.critical > threshold.warning) == lower_is_worse and (
+                threshold.critical != threshold.warning
+            ):
+                order = "at most" if lower_is_worse else "at least"
+                raise ValueError(f"{name}: critical must be {order} warning")
+        return self
+
+
 # --- TuningSet (controller -> agents) --------------------------------------------------------
 
 
@@ -172,6 +257,8 @@ class TuningSet(WireModel):
     cache: CacheTuning
     dataplane: DataplaneTuning
     collector_interval_seconds: Annotated[float, Field(ge=0.5, le=3600)]
+    # None leaves the agent's configured thresholds in force.
+    bottlenecks: BottleneckThresholds | None = None
 
 
 # --- Decision (controller log and API) ------------------------------------------------------
@@ -226,7 +313,7 @@ def _field_path(location: tuple[int | str, ...]) -> str:
 def parse(model: type[M], raw: bytes | str) -> M:
     """Parse one JSON message strictly, raising WireError that names every bad field."""
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as error:
         problems = [
             (_field_path(tuple(item["loc"])), str(item["msg"]))

@@ -72,3 +72,19 @@ def decision(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
+
+
+def finding(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "resource": "cpu",
+        "kind": "saturation",
+        "severity": "warning",
+        "rule": "cpu_psi",
+        "subject": "node/node-1",
+        "since": 1.0,
+        "evidence": [{"signal": "node.psi.cpu.some.avg10", "value": 40.0, "threshold": 25.0}],
+        "culprits": [{"pid": 42, "command": "burn", "share": 0.5}],
+        "message": "cpu pressure",
+    }
+    body.update(changes)
+    return body

@@ -124,3 +124,17 @@ def test_settings_are_frozen() -> None:
     attempt: Any = settings.agent
     with pytest.raises(ValueError, match="frozen"):
         attempt.zone = "x"
+
+
+def test_partial_nested_value_keeps_the_rest_of_its_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, "agent:\n  bottlenecks:\n    fd_usage_percent:\n      warning: 60\n")
+    settings = load_settings(path, environ={"LINESCALE_AGENT__COLLECTOR__TOP_PROCESSES": "5"})
+    assert settings.agent.bottlenecks.fd_usage_percent.critical == 90
+    assert settings.agent.bottlenecks.fd_usage_percent.warning == 60
+    assert settings.agent.collector.top_processes == 5
+    assert settings.agent.collector.interval_seconds == 5.0
+
+
+def test_threshold_order_is_checked_after_merging(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"agent\.bottlenecks: fd_usage_percent"):
+        load_settings(environ={"LINESCALE_AGENT__BOTTLENECKS__FD_USAGE_PERCENT__WARNING": "95"})

@@ -696,13 +696,20 @@ def expected_problems(scenario: dict[str, Any]) -> list[str]:
         fired = [evidence for evidence, shows in EVIDENCE.items() if shows(scenario)]
         return [f"healthy scenario shows {evidence}" for evidence in fired]
     problems = []
-    if set(expected) != {"resource", "signal", "subject", "evidence", "culprit"}:
+    if set(expected) != {"resource", "kind", "subject", "evidence", "culprit"}:
         return [
-            f"expected must hold resource, signal, subject, evidence, culprit: {sorted(expected)}"
+            f"expected must hold resource, kind, subject, evidence, culprit: {sorted(expected)}"
         ]
-    finding = {k: expected[k] for k in ("resource", "signal", "subject")}
+    finding = {k: expected[k] for k in ("resource", "kind", "subject")}
     try:  # the expected finding must be sendable in an AgentReport as it is
-        BottleneckFinding(**finding, severity="critical", value=0.0, message="fixture")
+        BottleneckFinding(
+            **finding,
+            severity="critical",
+            rule="fixture",
+            since=0.0,
+            evidence=[{"signal": expected["evidence"], "value": 1.0, "threshold": 0.0}],
+            message="fixture",
+        )
     except ValueError as error:
         problems.append(f"expected does not fit the wire BottleneckFinding: {error}")
     if not subject_exists(scenario, expected["subject"]):

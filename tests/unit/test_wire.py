@@ -9,7 +9,7 @@ import pytest
 
 from shared.wire import AgentReport, Decision, RoutingTable, TuningSet, WireError, WireModel, parse
 
-from messages import decision, report, routing, tuning
+from messages import decision, finding, report, routing, tuning
 
 
 def endpoint_change(**endpoint: Any) -> dict[str, Any]:
@@ -25,6 +25,7 @@ def endpoint_change(**endpoint: Any) -> dict[str, Any]:
         pytest.param(TuningSet, tuning(), id="tuning-set"),
         pytest.param(AgentReport, report(), id="agent-report-minimal"),
         pytest.param(Decision, decision(), id="decision"),
+        pytest.param(AgentReport, report(findings=[finding()]), id="agent-report-with-finding"),
         pytest.param(RoutingTable, routing(services=[]), id="routing-table-without-services"),
         pytest.param(
             RoutingTable, endpoint_change(address="[fd00::1]:443"), id="ipv6-endpoint-address"
@@ -134,9 +135,51 @@ def test_non_objects_are_refused(raw: bytes) -> None:
 
 
 def test_lists_are_bounded_so_one_message_cannot_exhaust_memory() -> None:
-    findings = [
-        {"resource": "cpu", "signal": "saturation", "severity": "info", "value": 1, "message": "x"}
-    ] * 201
+    parse(AgentReport, json.dumps(report(findings=[finding()] * 200)))
     with pytest.raises(WireError) as caught:
-        parse(AgentReport, json.dumps(report(findings=findings)))
-    assert caught.value.problems[0][0] == "findings"
+        parse(AgentReport, json.dumps(report(findings=[finding()] * 201)))
+    assert [field for field, _ in caught.value.problems] == ["findings"]
+
+
+@pytest.mark.parametrize(
+    ("bottlenecks", "field"),
+    [
+        pytest.param(
+            {"cpu_runqueue_ratio": {"warning": "2", "critical": 3}},
+            "bottlenecks.cpu_runqueue_ratio.warning",
+            id="pushed-threshold-as-string",
+        ),
+        pytest.param(
+            {"fd_usage_percent": {"warning": 95, "critical": 90}},
+            "bottlenecks",
+            id="critical-below-warning",
+        ),
+        pytest.param(
+            {"memory_available_percent": {"warning": 5, "critical": 10}},
+            "bottlenecks",
+            id="inverted-threshold-critical-above-warning",
+        ),
+        pytest.param(
+            {"clear_fraction": 1.5}, "bottlenecks.clear_fraction", id="clear-fraction-over-1"
+        ),
+        pytest.param(
+            {"typo_percent": {"warning": 1, "critical": 2}},
+            "bottlenecks.typo_percent",
+            id="unknown-threshold",
+        ),
+    ],
+)
+def test_pushed_thresholds_are_strict(bottlenecks: dict[str, Any], field: str) -> None:
+    with pytest.raises(WireError) as caught:
+        parse(TuningSet, json.dumps(tuning(bottlenecks=bottlenecks)))
+    assert field in [name for name, _ in caught.value.problems]
+
+
+def test_pushed_thresholds_keep_defaults_for_what_they_omit() -> None:
+    pushed = parse(
+        TuningSet,
+        json.dumps(tuning(bottlenecks={"fd_usage_percent": {"warning": 50, "critical": 60}})),
+    )
+    assert pushed.bottlenecks is not None
+    assert pushed.bottlenecks.fd_usage_percent.warning == 50
+    assert pushed.bottlenecks.cpu_throttled_percent.warning == 25
