@@ -24,3 +24,10 @@ CONTROLLER_LAST_RECONCILE_SUCCESS = "linescale_controller_last_reconcile_success
 
 # HTTP, both components
 HTTP_REJECTED = "linescale_http_rejected_requests"  # {reason}
+
+# agent: collection and bottleneck detection
+COLLECTOR_SAMPLES = "linescale_collector_samples"  # counter
+COLLECTOR_ERRORS = "linescale_collector_errors"  # counter {source}
+COLLECTOR_DURATION = "linescale_collector_sample_duration_seconds"
+COLLECTOR_LAST_SAMPLE = "linescale_collector_last_sample_timestamp_seconds"
+BOTTLENECK_ACTIVE = "linescale_bottleneck_active"  # {resource, kind, severity}
