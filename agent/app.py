@@ -1,23 +1,41 @@
-"""The agent's HTTP app: probes, metrics, and the routing/tuning push endpoints.
+"""The agent's HTTP app: probes, metrics, bottlenecks, and the routing/tuning push endpoints.
 
-Built by ``create_app(settings, deps)``; the report loop and its HTTP session live in
-``cleanup_ctx`` so they start with the app and stop, in order, when it shuts down.
+Built by ``create_app(settings, deps)``; the sampling loop, the report loop and its HTTP
+session live in ``cleanup_ctx`` so they start with the app and stop, in order, when it shuts
+down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import psutil
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from agent.observe.collector import Collector
+from agent.observe.exposition import Observation, ObservationCollector
+from agent.observe.sampler import (
+    Sampler,
+    SamplerMetrics,
+    SampleSource,
+    observation_health,
+    sampling_loop,
+)
+from agent.profiling import (
+    ProfilingError,
+    http_status_for,
+    parse_profile_query,
+    profile_process,
+)
 from agent.reporter import ReportMetrics, ReportTarget, report_loop
 from shared import metric_names
 from shared.config import ConfigError, Settings, split_listen
@@ -28,8 +46,17 @@ from shared.http_api import (
     metrics_handler,
     new_registry,
 )
+from shared.profiling import start_profiling, stop_profiling
 from shared.pushes import HeldState, PushDecision, PushKind
-from shared.wire import AgentReport, Capacity, RoutingTable, TuningSet, WireModel
+from shared.wire import (
+    MAX_FINDINGS,
+    AgentReport,
+    BottleneckThresholds,
+    Capacity,
+    RoutingTable,
+    TuningSet,
+    WireModel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +73,8 @@ class AgentDeps:
 
     clock: Callable[[], float] = time.time
     capacity: Callable[[], Capacity] = host_capacity
+    # None: the real collector over ``agent.collector.proc_root`` and ``cgroup_root``.
+    sample_source: SampleSource | None = None
 
 
 class PushMetrics:
@@ -77,7 +106,25 @@ class AgentContext:
     registry: CollectorRegistry
     guard: RequestGuard
     metrics: PushMetrics
+    exposition: ObservationCollector
     held: HeldState = field(default_factory=HeldState)
+    observation: Observation = field(default_factory=Observation)
+
+    def publish(self, observation: Observation) -> None:
+        self.observation = observation
+        self.exposition.publish(observation)
+
+    def collector_interval(self) -> float:
+        """A pushed tuning set wins over the configured interval."""
+        if self.held.tuning is not None:
+            return self.held.tuning.collector_interval_seconds
+        return self.settings.agent.collector.interval_seconds
+
+    def thresholds(self) -> BottleneckThresholds:
+        """Pushed thresholds win over configured ones, from the next sample on."""
+        if self.held.tuning is not None and self.held.tuning.bottlenecks is not None:
+            return self.held.tuning.bottlenecks
+        return self.settings.agent.bottlenecks
 
 
 AGENT = web.AppKey("agent", AgentContext)
@@ -95,15 +142,20 @@ def advertise_url(settings: Settings) -> str:
 
 def build_report(ctx: AgentContext, sequence: int) -> AgentReport:
     agent = ctx.settings.agent
+    now = ctx.deps.clock()
+    observation = ctx.observation
+    health, reasons = observation_health(observation, now, ctx.collector_interval())
     return AgentReport(
         node=agent.node,
         zone=agent.zone,
         region=agent.region,
         endpoint=advertise_url(ctx.settings),
-        sent_at=ctx.deps.clock(),
+        sent_at=now,
         sequence=sequence,
-        health="ok",
+        health=health,
+        health_reasons=reasons,
         capacity=ctx.deps.capacity(),
+        findings=observation.findings[:MAX_FINDINGS],
         routing_version=ctx.held.version("routing"),
         tuning_version=ctx.held.version("tuning"),
     )
@@ -147,6 +199,50 @@ def _push_response(
     return web.json_response({"status": decision.reason, "message": decision.message})
 
 
+async def handle_bottlenecks(request: web.Request) -> web.Response:
+    """The open findings, with the thresholds that produced them."""
+    ctx = request.app[AGENT]
+    observation = ctx.observation
+    return web.json_response(
+        {
+            "node": ctx.settings.agent.node,
+            "sampled_at": observation.sample.timestamp if observation.sample else None,
+            "findings": [finding.model_dump(mode="json") for finding in observation.findings],
+            "thresholds": ctx.thresholds().model_dump(mode="json"),
+        }
+    )
+
+
+async def handle_process_profile(request: web.Request) -> web.Response:
+    """A CPU profile of any Python process on the node, on demand (token required: it
+    attaches to another process with ptrace)."""
+    ctx = request.app[AGENT]
+    ctx.guard.authenticate(request)
+    profiling = ctx.settings.agent.profiling
+    try:
+        wanted = parse_profile_query(
+            request.match_info["pid"], request.query, max_seconds=profiling.max_seconds
+        )
+        result = await profile_process(
+            wanted.pid,
+            wanted.seconds,
+            wanted.fmt,
+            pyspy=profiling.pyspy_path or None,
+            proc_root=Path(ctx.settings.agent.collector.proc_root),
+            max_seconds=profiling.max_seconds,
+            rate=wanted.rate,
+        )
+    except ProfilingError as error:
+        return web.json_response({"error": str(error)}, status=http_status_for(error))
+    return web.Response(
+        body=result.data,
+        headers={
+            "Content-Type": result.content_type,
+            "Content-Disposition": f'inline; filename="{result.filename}"',
+        },
+    )
+
+
 async def handle_readyz(request: web.Request) -> web.Response:
     ctx = request.app[AGENT]
     return web.json_response(
@@ -188,6 +284,59 @@ def _reporting(
     return reporting
 
 
+def default_sample_source(settings: Settings) -> SampleSource:
+    collector = settings.agent.collector
+    return Collector(
+        Path(collector.proc_root),
+        Path(collector.cgroup_root),
+        time.time,
+        top_k=collector.top_processes,
+    )
+
+
+def _sampling(
+    ctx: AgentContext,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def sampling(app: web.Application) -> AsyncIterator[None]:
+        source = ctx.deps.sample_source or default_sample_source(ctx.settings)
+        loop = sampling_loop(
+            Sampler(source, ctx.settings.agent.node),
+            ctx.publish,
+            ctx.collector_interval,
+            ctx.thresholds,
+            SamplerMetrics(ctx.registry),
+        )
+        async with background_task(loop, "agent-sampling-loop"):
+            yield
+
+    return sampling
+
+
+def _self_profiling(
+    ctx: AgentContext,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def self_profiling(app: web.Application) -> AsyncIterator[None]:
+        agent = ctx.settings.agent
+        if not agent.profiling.server_address:
+            yield
+            return
+        started = start_profiling(
+            "linescale-agent",
+            agent.profiling.server_address,
+            tags={"node": agent.node, "zone": agent.zone, "region": agent.region},
+            sample_rate=agent.profiling.sample_rate,
+        )
+        try:
+            yield
+        finally:
+            if started:
+                await asyncio.to_thread(stop_profiling)
+
+    return self_profiling
+
+
 def create_app(settings: Settings, deps: AgentDeps | None = None) -> web.Application:
     """The agent app; refuses to build without node, zone and a usable token."""
     if not settings.agent.node or not settings.agent.zone:
@@ -199,15 +348,21 @@ def create_app(settings: Settings, deps: AgentDeps | None = None) -> web.Applica
         registry=registry,
         guard=RequestGuard(settings.require_token(), settings.agent.max_body_bytes, registry),
         metrics=PushMetrics(registry),
+        exposition=ObservationCollector(Observation()),
     )
+    registry.register(ctx.exposition)
     app = web.Application(client_max_size=settings.agent.max_body_bytes)
     app[AGENT] = ctx
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
     app.router.add_get("/metrics", metrics_handler(registry))
+    app.router.add_get("/v1/bottlenecks", handle_bottlenecks)
+    app.router.add_get("/v1/processes/{pid}/profile", handle_process_profile)
     app.router.add_get("/v1/routing", _get_handler("routing"))
     app.router.add_put("/v1/routing", handle_put_routing)
     app.router.add_get("/v1/tuning", _get_handler("tuning"))
     app.router.add_put("/v1/tuning", handle_put_tuning)
+    app.cleanup_ctx.append(_self_profiling(ctx))
+    app.cleanup_ctx.append(_sampling(ctx))
     app.cleanup_ctx.append(_reporting(ctx))
     return app

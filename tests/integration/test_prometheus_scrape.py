@@ -50,3 +50,12 @@ def test_prometheus_scrapes_agent_and_controller_metrics(
         assert fresh == {"": 1.0}
         memory = value_of(prom, 'process_resident_memory_bytes{job="linescale-agent"}')
         assert 0 < memory[""] < 500 * 2**20
+
+        # The observation side: node, top processes, and bottleneck gauges, read back.
+        assert value_of(prom, "linescale_node_cpus")[""] >= 1
+        assert value_of(prom, "linescale_node_memory_available_bytes")[""] > 0
+        processes = prom.custom_query("linescale_process_resident_memory_bytes")
+        assert 1 <= len(processes) <= 2 * 20  # top 20 by CPU and by RSS, at most
+        assert all(int(p["metric"]["pid"]) > 0 for p in processes)
+        bottlenecks = prom.custom_query("linescale_bottleneck_active")
+        assert len(bottlenecks) == 5 * 3 * 2

@@ -1,0 +1,103 @@
+"""Benchmark: the agent's own cost on this machine, at its default collection interval.
+
+Starts ``--processes`` idle processes (so the node has several hundred), then the agent
+(``python -m agent``, default settings: 5 s interval, top 20 processes), lets it warm up,
+and measures over ``--seconds``: the agent's CPU as % of one core, its RSS, and the latency
+of ``GET /metrics`` (p50/p99 over ``--scrapes`` scrapes spread across the window).
+
+    .venv/bin/python testing/bench/bench_agent_overhead.py --processes 400 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+
+from controller.demo import free_port
+
+GOALS = "goals: CPU < 1% of one core, RSS < 80 MB, scrape p99 < 50 ms"
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def wait_healthy(url: str, within_seconds: float = 20) -> None:
+    deadline = time.monotonic() + within_seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} not healthy")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=400, help="idle processes to add")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measurement window")
+    parser.add_argument("--warmup", type=float, default=12.0, help="seconds before measuring")
+    parser.add_argument("--scrapes", type=int, default=120)
+    args = parser.parse_args()
+
+    idle = [
+        subprocess.Popen(["sleep", str(args.warmup + args.seconds + 60)])
+        for _ in range(args.processes)
+    ]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "LINESCALE_TOKEN": secrets.token_urlsafe(24),
+        "LINESCALE_LOG_LEVEL": "warning",
+    }
+    command = [sys.executable, "-m", "agent", "--listen", f"127.0.0.1:{port}"]
+    agent = subprocess.Popen([*command, "--node", "bench", "--zone", "a"], env=env)
+    try:
+        wait_healthy(url)
+        time.sleep(args.warmup)
+        process = psutil.Process(agent.pid)
+        node_processes = len(psutil.pids())
+        cpu_before = process.cpu_times()
+        started = time.monotonic()
+        latencies = []
+        gap = args.seconds / args.scrapes
+        for index in range(args.scrapes):
+            begin = time.perf_counter()
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+                body = response.read()
+            latencies.append(time.perf_counter() - begin)
+            time.sleep(max(0.0, started + (index + 1) * gap - time.monotonic()))
+        elapsed = time.monotonic() - started
+        cpu_after = process.cpu_times()
+        rss = process.memory_info().rss
+        busy = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
+        # The scrapes themselves cost agent CPU: report with them included (worst case).
+        latencies.sort()
+        print(f"node processes: {node_processes}; window {elapsed:.0f}s; {args.scrapes} scrapes")
+        print(f"agent CPU: {100 * busy / elapsed:.2f}% of one core (scrapes included)")
+        print(f"agent RSS: {rss / 1e6:.1f} MB")
+        print(
+            f"/metrics: p50 {percentile(latencies, 0.5) * 1e3:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1e3:.1f} ms, {len(body) / 1e3:.0f} kB"
+        )
+        print(GOALS)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=15)
+        for sleeper in idle:
+            sleeper.kill()
+        for sleeper in idle:
+            sleeper.wait()
+
+
+if __name__ == "__main__":
+    main()
