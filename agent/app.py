@@ -21,6 +21,7 @@ import psutil
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from agent.kube_pods import KubePodDirectory, kubernetes_pod_lister
 from agent.observe.collector import Collector
 from agent.observe.exposition import Observation, ObservationCollector
 from agent.observe.sampler import (
@@ -284,13 +285,30 @@ def _reporting(
     return reporting
 
 
-def default_sample_source(settings: Settings) -> SampleSource:
-    collector = settings.agent.collector
+def default_sample_source(settings: Settings, registry: CollectorRegistry) -> SampleSource:
+    """The real collector over the configured roots, with pod names when a pod list is set."""
+    agent = settings.agent
+    pod_directory = None
+    if agent.pod_list.source != "off":
+        failures = Counter(
+            metric_names.AGENT_POD_LIST_FAILURES,
+            "Pod list refreshes that failed (names kept from the last good list).",
+            registry=registry,
+        )
+        pod_directory = KubePodDirectory(
+            kubernetes_pod_lister(agent.pod_list.source, agent.pod_list.kubeconfig),
+            agent.node,
+            refresh_seconds=agent.pod_list.refresh_seconds,
+            timeout_seconds=agent.pod_list.timeout_seconds,
+            clock=time.monotonic,
+            on_failure=failures.inc,
+        )
     return Collector(
-        Path(collector.proc_root),
-        Path(collector.cgroup_root),
+        Path(agent.collector.proc_root),
+        Path(agent.collector.cgroup_root),
         time.time,
-        top_k=collector.top_processes,
+        top_k=agent.collector.top_processes,
+        pod_directory=pod_directory,
     )
 
 
@@ -299,7 +317,7 @@ def _sampling(
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def sampling(app: web.Application) -> AsyncIterator[None]:
-        source = ctx.deps.sample_source or default_sample_source(ctx.settings)
+        source = ctx.deps.sample_source or default_sample_source(ctx.settings, ctx.registry)
         loop = sampling_loop(
             Sampler(source, ctx.settings.agent.node),
             ctx.publish,

@@ -80,6 +80,22 @@ class ProfilingSettings(_Section):
         return value.rstrip("/")
 
 
+class PodListSettings(_Section):
+    """Where the agent learns namespace/pod/container names for the pod UIDs it sees."""
+
+    # off: UIDs and IDs only; in-cluster: the pod's service account; kubeconfig: a file.
+    source: Literal["off", "in-cluster", "kubeconfig"] = "off"
+    kubeconfig: str = ""
+    refresh_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+    @model_validator(mode="after")
+    def _kubeconfig_named(self) -> PodListSettings:
+        if self.source == "kubeconfig" and not self.kubeconfig:
+            raise ValueError("kubeconfig: required when source is kubeconfig")
+        return self
+
+
 class AgentSettings(_Section):
     listen: str = "0.0.0.0:9400"
     node: Annotated[str, Field(max_length=253)] = ""
@@ -94,6 +110,7 @@ class AgentSettings(_Section):
     collector: CollectorSettings = CollectorSettings()
     bottlenecks: BottleneckThresholds = BottleneckThresholds()
     profiling: ProfilingSettings = ProfilingSettings()
+    pod_list: PodListSettings = PodListSettings()
 
     _listen = field_validator("listen")(_check_listen)
 

@@ -13,6 +13,7 @@ AGENT_TUNING_VERSION = "linescale_agent_tuning_version"
 AGENT_REPORTS = "linescale_agent_reports"  # {outcome}
 AGENT_REPORT_DURATION = "linescale_agent_report_duration_seconds"
 AGENT_LAST_REPORT_SUCCESS = "linescale_agent_last_report_success_timestamp_seconds"
+AGENT_POD_LIST_FAILURES = "linescale_agent_pod_list_failures"  # counter
 
 # controller
 CONTROLLER_REPORTS = "linescale_controller_reports"  # {outcome}

@@ -29,18 +29,19 @@ def test_demo_runs_three_zones_converges_and_leaves_no_process() -> None:
     started = time.time()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINESCALE_")}
     result = subprocess.run(
-        [LINESCALE, "demo", "--duration", "6", "--no-live"],
+        [LINESCALE, "demo", "--duration", "8", "--no-live"],
         capture_output=True,
         text=True,
         timeout=90,
         env=env,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    assert "agents registered: 3 of 3 (a, b, c)" in result.stdout
-    assert "converged on routing v2 / tuning v1: 3 of 3" in result.stdout
-    assert "processes stopped: 4 cleanly" in result.stdout
-    assert demo_children(started) == []
+    shown = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, shown
+    assert "agents registered: 3 of 3 (a, b, c)" in result.stdout, shown
+    assert "converged on routing v2 / tuning v1: 3 of 3" in result.stdout, shown
+    assert "processes stopped: 4 cleanly" in result.stdout, shown
+    assert demo_children(started) == [], shown
 
 
 def test_demo_stops_its_children_when_interrupted() -> None:

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from observe_samples import load_scenarios
 
 from agent.app import AGENT, AgentDeps, build_report, create_app
 from agent.observe.model import Sample
 from shared.config import load_settings
 
 from messages import TOKEN, tuning
+from observe_samples import load_scenarios
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

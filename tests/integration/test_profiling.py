@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from pyroscope_ingest import (
     PUSH_PATH,
     ProtoError,

@@ -7,21 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from observe_samples import (
-    cgroup,
-    cpu_times,
-    disk,
-    handles,
-    later,
-    load_scenarios,
-    memory,
-    net,
-    pressure,
-    process,
-    ref,
-    sample,
-    tcp,
-)
 
 from agent.observe.detector import (
     MAX_FINDINGS,
@@ -38,6 +23,22 @@ from agent.observe.detector import (
 )
 from agent.observe.model import CgroupSample, ProcessSample, Sample
 from shared.wire import BottleneckFinding, BottleneckThresholds, Threshold
+
+from observe_samples import (
+    cgroup,
+    cpu_times,
+    disk,
+    handles,
+    later,
+    load_scenarios,
+    memory,
+    net,
+    pressure,
+    process,
+    ref,
+    sample,
+    tcp,
+)
 
 NODE = "worker-1"
 NODE_SUBJECT = f"node/{NODE}"
