@@ -13,12 +13,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from messages import TOKEN
 from pyroscope_ingest import (
     PUSH_PATH,
     ProtoError,
@@ -27,6 +29,7 @@ from pyroscope_ingest import (
     parse_ingest_name,
     start_ingest,
 )
+from services import LinescaleFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -211,3 +214,29 @@ def test_proto_reader_rejects_malformed_input(data: bytes) -> None:
 def test_parse_ingest_name() -> None:
     assert parse_ingest_name("app") == {"service_name": "app"}
     assert parse_ingest_name("app{a=1, b=2}") == {"service_name": "app", "a": "1", "b": "2"}
+
+
+def test_agent_profiles_itself_tagged_with_node_and_zone(
+    linescale_factory: LinescaleFactory,
+) -> None:
+    with start_ingest() as ingest:
+        agent = linescale_factory(
+            "agent",
+            ["--node", "node-7", "--zone", "b"],
+            env={
+                "LINESCALE_TOKEN": TOKEN,
+                "LINESCALE_AGENT__PROFILING__SERVER_ADDRESS": ingest.url,
+                "LINESCALE_AGENT__COLLECTOR__INTERVAL_SECONDS": "0.5",
+            },
+        )
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # give the sampler something to show
+            urllib.request.urlopen(f"{agent.url}/metrics", timeout=5).close()
+            time.sleep(0.1)
+        agent.stop()  # SIGTERM: the agent's shutdown flushes the last profile
+        found = ingest.wait_for(
+            lambda p: p.labels.get("service_name") == "linescale-agent", timeout=10
+        )
+    assert found is not None, ingest.profiles
+    assert (found.labels.get("node"), found.labels.get("zone")) == ("node-7", "b")
+    assert found.raw_size > 0
