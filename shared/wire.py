@@ -19,6 +19,7 @@ MAX_SERVICES = 500
 MAX_ENDPOINTS_PER_SERVICE = 1000
 MAX_FINDINGS = 200
 MAX_DATAPLANE_ENDPOINTS = 2000
+MAX_CACHE_STATS = 2 * 128  # two levels x namespaces
 
 _NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # Kubernetes DNS subdomain
 _ADDRESS_RE = re.compile(r"^(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
@@ -93,12 +94,23 @@ class BottleneckFinding(WireModel):
 
 
 class CacheLevelStats(WireModel):
+    """Cumulative counters of one cache level for one namespace on one node."""
+
     level: Literal["l1", "l2"]
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$")]
     hits: Count
     misses: Count
     evictions: Count
     entries: Count
     bytes: Count
+    errors: Count = 0
+
+
+class MissRatioPoint(WireModel):
+    """One point of a node's estimated L1 miss-ratio curve: at this capacity, this miss ratio."""
+
+    capacity_bytes: Count
+    miss_ratio: Annotated[float, Field(ge=0, le=1)]
 
 
 class EndpointStats(WireModel):
@@ -124,7 +136,10 @@ class AgentReport(WireModel):
     health_reasons: Annotated[list[Text], Field(max_length=32)] = []
     capacity: Capacity
     findings: Annotated[list[BottleneckFinding], Field(max_length=MAX_FINDINGS)] = []
-    cache: Annotated[list[CacheLevelStats], Field(max_length=2)] = []
+    cache: Annotated[list[CacheLevelStats], Field(max_length=MAX_CACHE_STATS)] = []
+    # The L1's estimated miss-ratio curve (all namespaces), for sizing recommendations.
+    cache_mrc: Annotated[list[MissRatioPoint], Field(max_length=64)] = []
+    cache_capacity_bytes: Count = 0
     dataplane: Annotated[list[EndpointStats], Field(max_length=MAX_DATAPLANE_ENDPOINTS)] = []
     routing_version: Count = 0
     tuning_version: Count = 0
