@@ -18,9 +18,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("controller.demo", "run controller and three agents on this machine with a live view"),
     "agent": ("agent", "run the node agent"),
     "controller": ("controller", "run the central controller"),
+    "bench": (
+        "agent.cache.bench",
+        "replay a cache trace through the L1 policy and print the hit ratio",
+    ),
 }
 
-USAGE = "usage: linescale {demo,agent,controller,version} [options]  (linescale COMMAND --help)"
+USAGE = (
+    "usage: linescale {demo,agent,controller,bench,version} [options]  (linescale COMMAND --help)"
+)
 
 
 def usage_text() -> str:
