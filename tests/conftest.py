@@ -15,6 +15,7 @@ import pytest
 
 from services import (
     AlertmanagerFactory,
+    ControlledRedis,
     HAProxyFactory,
     LinescaleFactory,
     PrometheusFactory,
@@ -69,3 +70,12 @@ def linescale_factory(tmp_path: Path) -> Iterator[LinescaleFactory]:
     binary = str(Path(sys.executable).parent / "linescale")
     with ServiceGroup(tmp_path / "linescale") as group:
         yield group.factory(start_linescale, binary, "linescale")
+
+
+@pytest.fixture
+def controlled_redis(tmp_path: Path) -> Iterator[ControlledRedis]:
+    """A private Redis the test may stop, restart on the same port, or freeze."""
+    binary = require_binary("redis-server", "redis-server")
+    controlled = ControlledRedis(start_redis(binary, tmp_path / "controlled-redis"))
+    yield controlled
+    controlled.cleanup()

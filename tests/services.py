@@ -15,6 +15,7 @@ Only :func:`require_binary` imports pytest; everything else is plain Python.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import ctypes
@@ -44,6 +45,7 @@ __all__ = [
     "REQUIRE_SERVICES_ENV",
     "AlertmanagerFactory",
     "AlertmanagerServer",
+    "ControlledRedis",
     "HAProxyFactory",
     "HAProxyServer",
     "LinescaleFactory",
@@ -991,3 +993,46 @@ def start_linescale(
         owned_dirs=[workdir] if owns else [],
     )
     return LinescaleServer(process, workdir, port, owns_workdir=owns)
+
+
+class ControlledRedis:
+    """A private redis-server a test may stop, restart on the same port, or freeze."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.process: ManagedProcess = server.process
+        self.url = server.url
+        self.port = server.port
+        self._paused = False
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """Same argv, so the same port: clients must find it again on their own."""
+        self.process = ManagedProcess(
+            "redis",
+            self.server.process.argv,
+            cwd=self.server.workdir,
+            log_path=self.server.workdir / "redis-restarted.log",
+        )
+        _wait_until_ready(self.process, lambda: _redis_ping(self.port), timeout)
+
+    async def arestart(self) -> None:
+        """``restart`` for async tests, without blocking their event loop."""
+        await asyncio.to_thread(self.restart)
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but nothing answers (a 'slow' Redis)."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        if self._paused:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self._paused = False
+
+    def cleanup(self) -> None:
+        self.resume()
+        self.process.stop()
+        self.server.stop()
