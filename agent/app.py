@@ -10,17 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from agent.cache.http_api import CACHE, CacheRuntime, add_routes
+from agent.cache.invalidation import InvalidationBus
+from agent.cache.l1 import L1Cache
+from agent.cache.l2 import RedisL2
+from agent.cache.mrc import MissRatioCurve
+from agent.cache.service import CacheGauges, CacheMetrics, CacheService
 from agent.kube_pods import KubePodDirectory, kubernetes_pod_lister
 from agent.observe.collector import Collector
 from agent.observe.exposition import Observation, ObservationCollector
@@ -50,6 +58,7 @@ from shared.http_api import (
 from shared.profiling import start_profiling, stop_profiling
 from shared.pushes import HeldState, PushDecision, PushKind
 from shared.wire import (
+    MAX_CACHE_STATS,
     MAX_FINDINGS,
     AgentReport,
     BottleneckThresholds,
@@ -108,8 +117,15 @@ class AgentContext:
     guard: RequestGuard
     metrics: PushMetrics
     exposition: ObservationCollector
+    cache: CacheRuntime
+    instance: str = field(default_factory=lambda: secrets.token_hex(4))
     held: HeldState = field(default_factory=HeldState)
     observation: Observation = field(default_factory=Observation)
+
+    @property
+    def node_id(self) -> str:
+        """This agent process among all agents on the bus (a node's agent may restart)."""
+        return f"{self.settings.agent.node}/{self.instance}"
 
     def publish(self, observation: Observation) -> None:
         self.observation = observation
@@ -157,9 +173,21 @@ def build_report(ctx: AgentContext, sequence: int) -> AgentReport:
         health_reasons=reasons,
         capacity=ctx.deps.capacity(),
         findings=observation.findings[:MAX_FINDINGS],
+        **_cache_report(ctx),
         routing_version=ctx.held.version("routing"),
         tuning_version=ctx.held.version("tuning"),
     )
+
+
+def _cache_report(ctx: AgentContext) -> dict[str, Any]:
+    service = ctx.cache.service
+    if service is None:
+        return {}
+    return {
+        "cache": service.level_stats()[:MAX_CACHE_STATS],
+        "cache_mrc": service.miss_ratio_curve(),
+        "cache_capacity_bytes": service.l1.capacity_bytes,
+    }
 
 
 def _held(ctx: AgentContext, kind: PushKind) -> WireModel | None:
@@ -185,7 +213,11 @@ async def handle_put_routing(request: web.Request) -> web.Response:
 async def handle_put_tuning(request: web.Request) -> web.Response:
     ctx = request.app[AGENT]
     tuning = await ctx.guard.authenticated_read(request, TuningSet)
-    return _push_response(ctx, "tuning", tuning.version, ctx.held.offer_tuning(tuning))
+    decision = ctx.held.offer_tuning(tuning)
+    if decision.apply and ctx.cache.service is not None:
+        # Interval and thresholds are read by the sampler on each pass; the cache is resized.
+        ctx.cache.service.l1.resize(tuning.cache.capacity_bytes)
+    return _push_response(ctx, "tuning", tuning.version, decision)
 
 
 def _push_response(
@@ -355,22 +387,96 @@ def _self_profiling(
     return self_profiling
 
 
+def _caching(
+    ctx: AgentContext,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def caching(app: web.Application) -> AsyncIterator[None]:
+        cache = ctx.settings.agent.cache
+        if not cache.enabled:
+            yield
+            return
+        l1 = L1Cache(
+            cache.capacity_bytes,
+            time.monotonic,
+            default_ttl_seconds=cache.default_ttl_seconds,
+            namespace_ttls=cache.namespace_ttls,
+            max_ttl_seconds=cache.max_ttl_seconds,
+            negative_ttl_seconds=cache.negative_ttl_seconds,
+            stale_seconds=cache.stale_seconds,
+        )
+        l2 = None
+        if cache.redis_url:
+            l2 = RedisL2(
+                cache.redis_url,
+                socket_connect_timeout=cache.redis_timeout_seconds,
+                socket_timeout=cache.redis_timeout_seconds,
+                compress_above=cache.compress_above_bytes,
+            )
+        service = CacheService(
+            l1,
+            l2,
+            None,
+            node_id=ctx.node_id,
+            metrics=CacheMetrics(ctx.registry),
+            mrc=MissRatioCurve(),
+            default_ttl_seconds=cache.default_ttl_seconds,
+        )
+        bus = None
+        if cache.redis_url:
+            bus = InvalidationBus(
+                cache.redis_url,
+                ctx.node_id,
+                on_message=service.apply,
+                on_reconnect=service.channel_lost,
+                socket_connect_timeout=cache.redis_timeout_seconds,
+                socket_timeout=cache.redis_timeout_seconds,
+            )
+            service.publisher = bus
+            await bus.start()
+        ctx.cache.service = service
+        try:
+            async with background_task(_expire_loop(l1), "agent-cache-expiry"):
+                yield
+        finally:
+            ctx.cache.service = None
+            if bus is not None:
+                await bus.close()
+            await l1.close()
+            if l2 is not None:
+                await l2.close()
+
+    return caching
+
+
+async def _expire_loop(l1: L1Cache, interval_seconds: float = 1.0) -> None:
+    """Reclaim expired entries that nobody reads again, a bounded batch at a time."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        l1.expire()
+
+
 def create_app(settings: Settings, deps: AgentDeps | None = None) -> web.Application:
     """The agent app; refuses to build without node, zone and a usable token."""
     if not settings.agent.node or not settings.agent.zone:
         raise ConfigError("agent.node and agent.zone are required (--node, --zone)")
     registry = new_registry("agent")
+    guard = RequestGuard(settings.require_token(), settings.agent.max_body_bytes, registry)
     ctx = AgentContext(
         settings=settings,
         deps=deps or AgentDeps(),
         registry=registry,
-        guard=RequestGuard(settings.require_token(), settings.agent.max_body_bytes, registry),
+        guard=guard,
         metrics=PushMetrics(registry),
         exposition=ObservationCollector(Observation()),
+        cache=CacheRuntime(settings.agent.cache, guard),
     )
     registry.register(ctx.exposition)
+    registry.register(CacheGauges(lambda: ctx.cache.service))
     app = web.Application(client_max_size=settings.agent.max_body_bytes)
     app[AGENT] = ctx
+    app[CACHE] = ctx.cache
+    add_routes(app)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
     app.router.add_get("/metrics", metrics_handler(registry))
@@ -381,6 +487,7 @@ def create_app(settings: Settings, deps: AgentDeps | None = None) -> web.Applica
     app.router.add_get("/v1/tuning", _get_handler("tuning"))
     app.router.add_put("/v1/tuning", handle_put_tuning)
     app.cleanup_ctx.append(_self_profiling(ctx))
+    app.cleanup_ctx.append(_caching(ctx))
     app.cleanup_ctx.append(_sampling(ctx))
     app.cleanup_ctx.append(_reporting(ctx))
     return app

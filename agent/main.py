@@ -22,6 +22,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--region", help="topology region of the node")
     parser.add_argument("--controller", help="controller base URL, e.g. http://controller:9500")
     parser.add_argument("--advertise-url", help="URL the controller uses to reach this agent")
+    parser.add_argument("--redis", help="Redis URL for the cache's L2, e.g. redis://redis:6379/0")
     return parser.parse_args(argv)
 
 
@@ -35,7 +36,10 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "controller_url": args.controller,
         "advertise_url": args.advertise_url,
     }
-    return {"agent": {key: value for key, value in flags.items() if value is not None}}
+    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if args.redis is not None:
+        overrides["cache"] = {"redis_url": args.redis}
+    return {"agent": overrides}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from controller.cache_api import cache_routes
+from controller.engines.caching import CachingEngine, CachingSettings
 from controller.pusher import PushResult, PushTarget, push_all
 from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
 from shared import __version__, metric_names
@@ -330,5 +332,13 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
     app.router.add_put("/v1/routing", handle_put_routing)
     app.router.add_get("/v1/tuning", _get_held("tuning"))
     app.router.add_put("/v1/tuning", handle_put_tuning)
+    app.router.add_routes(
+        cache_routes(
+            CachingEngine(
+                CachingSettings(stale_after_seconds=settings.controller.agent_stale_after_seconds)
+            ),
+            CONTROLLER,
+        )
+    )
     app.cleanup_ctx.append(_background(ctx))
     return app

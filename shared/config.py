@@ -96,6 +96,35 @@ class PodListSettings(_Section):
         return self
 
 
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$"
+
+
+class CacheSettings(_Section):
+    """The node-local cache: L1 in the agent's memory, optional Redis L2 shared by all nodes."""
+
+    enabled: bool = True
+    capacity_bytes: Annotated[int, Field(ge=64 * 1024, le=64 * 2**30)] = 64 * 2**20
+    # Redis for L2 and cross-node invalidation; empty: L1 only. Also ``--redis URL``.
+    redis_url: str = ""
+    redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.25
+    compress_above_bytes: Annotated[int, Field(ge=0, le=64 * 2**20)] = 1024
+    default_ttl_seconds: Annotated[float, Field(gt=0, le=30 * 86400)] = 300.0
+    max_ttl_seconds: Annotated[float, Field(gt=0, le=30 * 86400)] = 86400.0
+    namespace_ttls: dict[Annotated[str, Field(pattern=NAMESPACE_PATTERN)], float] = {}
+    negative_ttl_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    stale_seconds: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    max_key_bytes: Annotated[int, Field(ge=1, le=4096)] = 250
+    max_value_bytes: Annotated[int, Field(ge=1, le=64 * 2**20)] = 1 * 2**20
+    max_namespaces: Annotated[int, Field(ge=1, le=128)] = 64
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
 class AgentSettings(_Section):
     listen: str = "0.0.0.0:9400"
     node: Annotated[str, Field(max_length=253)] = ""
@@ -111,6 +140,7 @@ class AgentSettings(_Section):
     bottlenecks: BottleneckThresholds = BottleneckThresholds()
     profiling: ProfilingSettings = ProfilingSettings()
     pod_list: PodListSettings = PodListSettings()
+    cache: CacheSettings = CacheSettings()
 
     _listen = field_validator("listen")(_check_listen)
 

@@ -59,6 +59,22 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
 }
 
 
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """The body, or 413 as soon as it is known to exceed ``limit`` (declared or streamed)."""
+    declared = request.content_length
+    body = (
+        b"" if declared is not None and declared > limit else await request.content.read(limit + 1)
+    )
+    if len(body) > limit or (declared is not None and declared > limit):
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=limit,
+            actual_size=declared if declared is not None else len(body),
+            text=json.dumps({"error": f"body larger than {limit} bytes"}),
+            content_type="application/json",
+        )
+    return body
+
+
 class RequestGuard:
     """Authenticates and parses mutating requests, counting every refusal by reason."""
 
@@ -88,21 +104,11 @@ class RequestGuard:
 
     async def read(self, request: web.Request, model: type[M]) -> M:
         """Read at most ``max_body_bytes`` and parse strictly; 413 or 400 naming the field."""
-        limit = self._max_body_bytes
-        declared = request.content_length
-        body = (
-            b""
-            if declared is not None and declared > limit
-            else await request.content.read(limit + 1)
-        )
-        if len(body) > limit or (declared is not None and declared > limit):
+        try:
+            body = await read_bounded(request, self._max_body_bytes)
+        except web.HTTPRequestEntityTooLarge:
             self.rejected.labels("too_large").inc()
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=limit,
-                actual_size=declared if declared is not None else len(body),
-                text=json.dumps({"error": f"body larger than {limit} bytes"}),
-                content_type="application/json",
-            )
+            raise
         try:
             return parse(model, body)
         except WireError as error:

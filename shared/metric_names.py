@@ -32,3 +32,13 @@ COLLECTOR_ERRORS = "linescale_collector_errors"  # counter {source}
 COLLECTOR_DURATION = "linescale_collector_sample_duration_seconds"
 COLLECTOR_LAST_SAMPLE = "linescale_collector_last_sample_timestamp_seconds"
 BOTTLENECK_ACTIVE = "linescale_bottleneck_active"  # {resource, kind, severity}
+
+# agent: cache
+CACHE_REQUESTS = "linescale_cache_requests"  # counter {level, namespace, result}
+CACHE_BYTES = "linescale_cache_bytes"  # gauge {level, namespace}
+CACHE_ENTRIES = "linescale_cache_entries"  # gauge {level, namespace}
+CACHE_EVICTIONS = "linescale_cache_evictions"  # counter {level, namespace}
+CACHE_INVALIDATIONS = "linescale_cache_invalidations"  # counter {source, kind}
+CACHE_L2_ERRORS = "linescale_cache_l2_errors"  # counter
+CACHE_L2_AVAILABLE = "linescale_cache_l2_available"  # gauge
+CACHE_LOOKUP_DURATION = "linescale_cache_lookup_duration_seconds"  # histogram {level}

@@ -184,3 +184,60 @@ async def test_admin_put_needs_the_token_and_valid_body(client: TestClient) -> N
     assert "cache.capacity_bytes" in (await bad.json())["error"]
     assert (await client.get("/v1/routing")).status == 404
     assert (await client.get("/v1/tuning")).status == 404
+
+
+async def test_fleet_invalidation_reaches_every_fresh_agents_l1(
+    client: TestClient, aiohttp_server: Any
+) -> None:
+    agents = {node: await start_agent(aiohttp_server, node) for node in ("node-a", "node-b")}
+    async with aiohttp.ClientSession() as session:
+        for node, server in agents.items():
+            await post_report(client, report(node=node, endpoint=url_of(server)))
+            put = f"{url_of(server)}/v1/cache/orders/order-1"
+            async with session.put(put, data=b"v", headers=AUTH) as response:
+                assert response.status == 200
+        assert (
+            await client.post("/v1/cache/invalidate", json={"namespace": "orders"})
+        ).status == 401
+        bad = await client.post("/v1/cache/invalidate", json={"namespace": "orders"}, headers=AUTH)
+        assert bad.status == 400
+        answer = await (
+            await client.post(
+                "/v1/cache/invalidate",
+                json={"namespace": "orders", "prefix": "order-"},
+                headers=AUTH,
+            )
+        ).json()
+        assert sorted((a["node"], a["outcome"], a["invalidated"]) for a in answer["agents"]) == [
+            ("node-a", "applied", 1),
+            ("node-b", "applied", 1),
+        ]
+        for server in agents.values():
+            async with session.get(f"{url_of(server)}/v1/cache/orders/order-1") as response:
+                assert response.status == 404
+
+
+async def test_fleet_cache_stats_sum_reports_and_recommend_an_l1_size(client: TestClient) -> None:
+    stats = [
+        {"level": "l1", "namespace": "orders", "hits": 30, "misses": 10, "evictions": 1,
+         "entries": 5, "bytes": 500},
+    ]  # fmt: skip
+    curve = [
+        {"capacity_bytes": c, "miss_ratio": m}
+        for c, m in ((2**20, 0.9), (2**24, 0.4), (2**26, 0.2), (2**28, 0.199))
+    ]
+    for node in ("node-a", "node-b"):
+        body = report(node=node, cache=stats, cache_mrc=curve, cache_capacity_bytes=2**26)
+        assert await post_report(client, body) == 200
+    answer = await (await client.get("/v1/cache/stats")).json()
+    (orders,) = answer["namespaces"]
+    assert (orders["hits"], orders["misses"], orders["hit_ratio"], orders["nodes"]) == (
+        60,
+        20,
+        0.75,
+        2,
+    )
+    decision = answer["l1_size"]["decision"]
+    assert decision["kind"] == "cache"
+    assert decision["reason"]["code"] in {"knee_of_curve", "clamped_to_min"}
+    assert 0 < decision["to_value"] <= 2**28
