@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from agent.app import create_app
+from agent.app import AGENT, build_report, create_app
 from shared.cache_client import AsyncCacheClient, CacheClient, CacheError
 from shared.config import load_settings
 
-from messages import TOKEN
+from messages import TOKEN, tuning
 from services import LinescaleFactory
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -181,3 +181,20 @@ def test_sync_client_against_a_running_agent(linescale_factory: LinescaleFactory
         assert cache.delete("parts", "a/b c") is True
         assert cache.get("parts", "a/b c") is None
         assert cache.stats()["l2"] is None
+
+
+async def test_report_carries_cache_stats_and_pushed_capacity_resizes_l1(
+    client: TestClient,
+) -> None:
+    await client.put("/v1/cache/parts/k", data=b"v" * 100, headers=AUTH)
+    await client.get("/v1/cache/parts/k")
+    report = build_report(client.app[AGENT], 0)
+    (l1,) = [s for s in report.cache if s.level == "l1" and s.namespace == "parts"]
+    assert (l1.hits, l1.entries) == (1, 1)
+    assert report.cache_capacity_bytes == 64 * 2**20
+    pushed = tuning(
+        cache={"capacity_bytes": 2**20, "default_ttl_seconds": 30, "max_ttl_seconds": 300}
+    )
+    assert (await client.put("/v1/tuning", json=pushed, headers=AUTH)).status == 200
+    stats = await (await client.get("/v1/cache/stats")).json()
+    assert stats["l1"]["capacity_bytes"] == 2**20
