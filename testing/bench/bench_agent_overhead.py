@@ -23,22 +23,9 @@ import psutil
 
 from controller.demo import free_port
 
+from bench_support import percentile, wait_healthy
+
 GOALS = "goals: CPU < 1% of one core, RSS < 80 MB, scrape p99 < 50 ms"
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
-def wait_healthy(url: str, within_seconds: float = 20) -> None:
-    deadline = time.monotonic() + within_seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} not healthy")
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import redis
 import redis.asyncio as aredis
@@ -32,11 +31,12 @@ from agent.cache.l2 import RedisL2
 from controller.demo import free_port
 from shared.cache_client import CacheClient
 
+from bench_support import percentile, wait_healthy
+
 
 def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
-    p50 = ordered[len(ordered) // 2]
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    p50, p99 = percentile(ordered, 0.5), percentile(ordered, 0.99)
     return f"p50 {p50 * 1e6:8.1f} us   p99 {p99 * 1e6:8.1f} us   (n={len(ordered)})"
 
 
@@ -110,17 +110,6 @@ def bench_invalidation(a_url: str, b_url: str, token: str, rounds: int = 200) ->
                 pass
             samples.append(time.perf_counter() - started)
     return samples
-
-
-def wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} not healthy")
 
 
 def main() -> None:

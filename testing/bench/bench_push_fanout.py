@@ -23,16 +23,7 @@ import psutil
 
 from controller.demo import free_port
 
-
-def wait_healthy(url: str, within_seconds: float = 20) -> None:
-    deadline = time.monotonic() + within_seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} not healthy")
+from bench_support import percentile, wait_healthy
 
 
 def put(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -43,10 +34,6 @@ def put(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=10) as response:
         answer: dict[str, Any] = json.load(response)
         return answer
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 def main() -> None:
