@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar, cast
 
-from redis.asyncio import BlockingConnectionPool, Connection, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -333,13 +333,18 @@ async def aclose(resource: object) -> None:
     await cast(_AsyncClosable, resource).aclose()
 
 
+def _as_bytes(value: bytes | str) -> bytes:
+    """Replies are bytes (no ``decode_responses``); typed as either by redis-py."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
 def make_client(
     url: str,
     *,
     socket_connect_timeout: float,
     socket_timeout: float,
     max_connections: int,
-) -> Redis[bytes]:
+) -> Redis:
     """A client whose every call is bounded, for callers that degrade instead of failing.
 
     - No redis-py retries: they would multiply the timeouts (redis-py 8 retries 3 times).
@@ -349,7 +354,7 @@ def make_client(
 
     Reconnection is still automatic: the pool opens a new connection on the next call.
     """
-    pool: BlockingConnectionPool[Connection] = BlockingConnectionPool.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=socket_connect_timeout + socket_timeout,
@@ -357,7 +362,7 @@ def make_client(
         socket_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 0),
     )
-    client: Redis[bytes] = Redis(connection_pool=pool)
+    client = Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # The client owns its pool, as from_pool() does.
     return client
 
@@ -533,7 +538,7 @@ class RedisL2:
             page = await self._run("invalidate_prefix", scan)
             if isinstance(page, _Unavailable):
                 break
-            cursor, keys = int(page[0]), list(page[1])
+            cursor, keys = int(page[0]), [_as_bytes(k) for k in page[1]]
             count = await self._purge(ns, keys, fence, tag="")
             if count is None:
                 break
@@ -557,7 +562,7 @@ class RedisL2:
             page = await self._run("invalidate_tag", scan)
             if isinstance(page, _Unavailable):
                 break
-            cursor, members = int(page[0]), list(page[1])
+            cursor, members = int(page[0]), [_as_bytes(m) for m in page[1]]
             count = await self._purge(ns, [key_prefix + m for m in members], fence, tag=tag)
             if count is None:
                 break
