@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from controller.cache_api import cache_routes
 from controller.engines.caching import CachingEngine, CachingSettings
+from controller.openapi import openapi_document
 from controller.pusher import PushResult, PushTarget, push_all
 from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
 from shared import __version__, metric_names
@@ -305,6 +306,10 @@ def _background(
     return background
 
 
+async def _json_document(document: dict[str, object]) -> web.Response:
+    return web.json_response(document)
+
+
 def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Application:
     """The controller app; refuses to build without a usable token."""
     registry = new_registry("controller")
@@ -325,6 +330,8 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_healthz)
     app.router.add_get("/metrics", metrics_handler(registry))
+    document = openapi_document()
+    app.router.add_get("/openapi.json", lambda request: _json_document(document))
     app.router.add_post("/v1/agents/{node}/report", handle_report)
     app.router.add_get("/v1/agents", handle_agents)
     app.router.add_get("/v1/status", handle_status)
