@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -30,6 +31,7 @@ from shared.config import Settings
 from shared.http_api import (
     RequestGuard,
     background_task,
+    check_bearer,
     handle_healthz,
     json_error,
     metrics_handler,
@@ -306,6 +308,21 @@ def _background(
     return background
 
 
+def read_guard(read_token: str, admin_token: str) -> Middleware:
+    """Middleware: with a read token configured, reads under /v1/ need a token too."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if read_token and request.method == "GET" and request.path.startswith("/v1/"):
+            header = request.headers.get("Authorization")
+            if "ok" not in (check_bearer(header, read_token), check_bearer(header, admin_token)):
+                status = 401 if check_bearer(header, read_token) == "missing" else 403
+                return web.json_response({"error": "read token required"}, status=status)
+        return await handler(request)
+
+    return guard
+
+
 async def _json_document(document: dict[str, object]) -> web.Response:
     return web.json_response(document)
 
@@ -325,7 +342,10 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
     )
     ctx.started_at = ctx.deps.clock()
     registry.register(AgentsCollector(ctx))
-    app = web.Application(client_max_size=settings.controller.max_body_bytes)
+    app = web.Application(
+        client_max_size=settings.controller.max_body_bytes,
+        middlewares=[read_guard(settings.controller.read_token.get_secret_value(), token)],
+    )
     app[CONTROLLER] = ctx
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_healthz)

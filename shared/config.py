@@ -161,6 +161,9 @@ class ControllerSettings(_Section):
     reconcile_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = 1 * 2**20
     max_agents: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    # Optional: when set, GET /v1/* needs this token (or the admin token); probes and
+    # /metrics stay open for kubelet and Prometheus.
+    read_token: SecretStr = SecretStr("")
 
     _listen = field_validator("listen")(_check_listen)
 

@@ -241,3 +241,25 @@ async def test_fleet_cache_stats_sum_reports_and_recommend_an_l1_size(client: Te
     assert decision["kind"] == "cache"
     assert decision["reason"]["code"] in {"knee_of_curve", "clamped_to_min"}
     assert 0 < decision["to_value"] <= 2**28
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({}, 401, id="no-token-401"),
+        pytest.param({"Authorization": "Bearer wrong-token"}, 403, id="wrong-token-403"),
+        pytest.param({"Authorization": "Bearer reader-token-0123456789"}, 200, id="read-token"),
+        pytest.param(AUTH, 200, id="admin-token-also-reads"),
+    ],
+)
+async def test_optional_read_token_guards_reads_but_not_probes(
+    aiohttp_client: Any, headers: dict[str, str], status: int
+) -> None:
+    guarded = load_settings(
+        environ={},
+        overrides={"token": TOKEN, "controller": {"read_token": "reader-token-0123456789"}},
+    )
+    client: TestClient = await aiohttp_client(create_controller_app(guarded))
+    assert (await client.get("/v1/status", headers=headers)).status == status
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/metrics")).status == 200
