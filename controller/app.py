@@ -323,8 +323,11 @@ def read_guard(read_token: str, admin_token: str) -> Middleware:
     return guard
 
 
-async def _json_document(document: dict[str, object]) -> web.Response:
-    return web.json_response(document)
+def _openapi_handler(document: dict[str, object]) -> Handler:
+    async def handle_openapi(request: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    return handle_openapi
 
 
 def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Application:
@@ -350,8 +353,7 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_healthz)
     app.router.add_get("/metrics", metrics_handler(registry))
-    document = openapi_document()
-    app.router.add_get("/openapi.json", lambda request: _json_document(document))
+    app.router.add_get("/openapi.json", _openapi_handler(openapi_document()))
     app.router.add_post("/v1/agents/{node}/report", handle_report)
     app.router.add_get("/v1/agents", handle_agents)
     app.router.add_get("/v1/status", handle_status)
