@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,22 +25,10 @@ from typing import Any
 
 import aiohttp
 
+from controller.processes import die_with_parent_preexec, free_port
+
 ZONES = ("a", "b", "c")
 DEMO_SERVICE = "line-telemetry"
-PR_SET_PDEATHSIG = 1
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it if the demo process dies first (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -70,7 +56,7 @@ class Fleet:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **env, "LINESCALE_TOKEN": self.token},
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent_preexec(),
             )
         child = Child(name, url, process, log_path)
         self.children.append(child)

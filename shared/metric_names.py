@@ -42,3 +42,9 @@ CACHE_INVALIDATIONS = "linescale_cache_invalidations"  # counter {source, kind}
 CACHE_L2_ERRORS = "linescale_cache_l2_errors"  # counter
 CACHE_L2_AVAILABLE = "linescale_cache_l2_available"  # gauge
 CACHE_LOOKUP_DURATION = "linescale_cache_lookup_duration_seconds"  # histogram {level}
+
+# controller: reconcile framework (per engine)
+RECONCILE = "linescale_reconcile"  # counter {engine, result}
+RECONCILE_DURATION = "linescale_reconcile_duration_seconds"  # histogram {engine}
+DECISIONS = "linescale_decisions"  # counter {engine, reason}
+LAST_SUCCESS = "linescale_last_success_timestamp_seconds"  # gauge {engine}

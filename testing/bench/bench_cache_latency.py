@@ -28,7 +28,7 @@ import redis.asyncio as aredis
 
 from agent.cache.l1 import L1Cache
 from agent.cache.l2 import RedisL2
-from controller.demo import free_port
+from controller.processes import free_port
 from shared.cache_client import CacheClient
 
 from bench_support import percentile, wait_healthy

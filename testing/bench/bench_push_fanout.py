@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from controller.demo import free_port
+from controller.processes import free_port
 
 from bench_support import percentile, wait_healthy
 
