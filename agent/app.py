@@ -45,7 +45,7 @@ from agent.profiling import (
     parse_profile_query,
     profile_process,
 )
-from agent.reporter import ReportMetrics, ReportTarget, report_loop
+from agent.reporter import ReportMetrics, ReportTarget, kinds_to_fetch, report_loop
 from shared import metric_names
 from shared.config import ConfigError, Settings, split_listen
 from shared.http_api import (
@@ -65,7 +65,9 @@ from shared.wire import (
     Capacity,
     RoutingTable,
     TuningSet,
+    WireError,
     WireModel,
+    parse,
 )
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,14 @@ class AgentContext:
     def publish(self, observation: Observation) -> None:
         self.observation = observation
         self.exposition.publish(observation)
+
+    def apply_tuning(self, tuning: TuningSet) -> PushDecision:
+        """Hold a newer tuning set. Interval and thresholds are read by the sampler on each
+        pass; the cache is resized here."""
+        decision = self.held.offer_tuning(tuning)
+        if decision.apply and self.cache.service is not None:
+            self.cache.service.l1.resize(tuning.cache.capacity_bytes)
+        return decision
 
     def collector_interval(self) -> float:
         """A pushed tuning set wins over the configured interval."""
@@ -213,11 +223,7 @@ async def handle_put_routing(request: web.Request) -> web.Response:
 async def handle_put_tuning(request: web.Request) -> web.Response:
     ctx = request.app[AGENT]
     tuning = await ctx.guard.authenticated_read(request, TuningSet)
-    decision = ctx.held.offer_tuning(tuning)
-    if decision.apply and ctx.cache.service is not None:
-        # Interval and thresholds are read by the sampler on each pass; the cache is resized.
-        ctx.cache.service.l1.resize(tuning.cache.capacity_bytes)
-    return _push_response(ctx, "tuning", tuning.version, decision)
+    return _push_response(ctx, "tuning", tuning.version, ctx.apply_tuning(tuning))
 
 
 def _push_response(
@@ -287,6 +293,38 @@ async def handle_readyz(request: web.Request) -> web.Response:
     )
 
 
+async def catch_up(
+    ctx: AgentContext, session: aiohttp.ClientSession, answer: dict[str, Any]
+) -> None:
+    """Fetch what the controller holds newer than we do (after a restart or an outage)."""
+    held: dict[PushKind, int] = {
+        "routing": ctx.held.version("routing"),
+        "tuning": ctx.held.version("tuning"),
+    }
+    for kind in kinds_to_fetch(held, answer):
+        url = f"{ctx.settings.agent.controller_url}/v1/{kind}"
+        try:
+            async with session.get(
+                url, timeout=aiohttp.ClientTimeout(total=ctx.settings.agent.report_timeout_seconds)
+            ) as response:
+                if response.status != 200:
+                    continue
+                raw = await response.read()
+            if kind == "routing":
+                table = parse(RoutingTable, raw)
+                decision, version = ctx.held.offer_routing(table), table.version
+            else:
+                tuning = parse(TuningSet, raw)
+                decision, version = ctx.apply_tuning(tuning), tuning.version
+        except (aiohttp.ClientError, TimeoutError, WireError) as error:
+            log.warning("catch-up of %s failed: %s", kind, error)
+            continue
+        ctx.metrics.pushes.labels(kind, f"caught_up_{decision.reason}").inc()
+        if decision.apply:
+            ctx.metrics.versions[kind].set(version)
+            log.info("caught up %s to version %d", kind, version)
+
+
 def _reporting(
     ctx: AgentContext,
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
@@ -310,6 +348,7 @@ def _reporting(
                 lambda sequence: build_report(ctx, sequence),
                 agent.report_interval_seconds,
                 metrics,
+                on_answer=lambda answer: catch_up(ctx, session, answer),
             )
             async with background_task(loop, "agent-report-loop"):
                 yield

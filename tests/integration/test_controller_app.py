@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,3 +264,33 @@ async def test_optional_read_token_guards_reads_but_not_probes(
     assert (await client.get("/v1/status", headers=headers)).status == status
     assert (await client.get("/healthz")).status == 200
     assert (await client.get("/metrics")).status == 200
+
+
+async def test_agent_that_was_away_catches_up_from_its_report_answer(
+    aiohttp_client: Any, aiohttp_server: Any
+) -> None:
+    controller_server = await aiohttp_server(create_controller_app(settings()))
+    controller_url = url_of(controller_server)
+    async with aiohttp.ClientSession() as session:
+        for kind, body in (("routing", routing(version=9)), ("tuning", tuning(version=4))):
+            async with session.put(f"{controller_url}/v1/{kind}", json=body, headers=AUTH) as r:
+                assert r.status == 200  # no agent known yet: nothing pushed
+    agent_settings = load_settings(
+        environ={},
+        overrides={
+            "token": TOKEN,
+            "agent": {
+                "node": "late-node",
+                "zone": "a",
+                "controller_url": controller_url,
+                "report_interval_seconds": 0.1,
+            },
+        },
+    )
+    agent: TestClient = await aiohttp_client(create_agent_app(agent_settings))
+    for _ in range(50):
+        ready = await (await agent.get("/readyz")).json()
+        if (ready["routing_version"], ready["tuning_version"]) == (9, 4):
+            break
+        await asyncio.sleep(0.1)
+    assert (ready["routing_version"], ready["tuning_version"]) == (9, 4)
