@@ -13,6 +13,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -22,10 +24,16 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from controller.cache_api import cache_routes
+from controller.decision_log import DecisionLog
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.openapi import openapi_document
+from controller.orchestrators.kubernetes import KubernetesOrchestrator
+from controller.orchestrators.local import LocalOrchestrator
+from controller.ports import MetricsSource, Orchestrator, WorkloadRef
 from controller.pusher import PushResult, PushTarget, push_all
 from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
+from controller.sources.prometheus import PrometheusSource
+from controller.sources.scrape import ScrapeSource
 from shared import __version__, metric_names
 from shared.config import Settings
 from shared.http_api import (
@@ -38,7 +46,7 @@ from shared.http_api import (
     new_registry,
 )
 from shared.pushes import HeldState, PushDecision, PushKind
-from shared.wire import AgentReport, RoutingTable, TuningSet
+from shared.wire import AgentReport, RoutingTable, TuningSet, WorkloadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,10 @@ PUSH_KINDS: tuple[PushKind, ...] = ("routing", "tuning")
 @dataclass(frozen=True)
 class ControllerDeps:
     clock: Callable[[], float] = time.time
+    # None: built from settings at start-up (ScrapeSource or PrometheusSource; the local or
+    # Kubernetes orchestrator). Tests inject their own.
+    source: MetricsSource | None = None
+    orchestrator: Orchestrator | None = None
 
 
 class ControllerMetrics:
@@ -118,9 +130,24 @@ class ControllerContext:
     metrics: ControllerMetrics
     token: str
     agents: AgentRegistry
+    decisions: DecisionLog
     held: HeldState = field(default_factory=HeldState)
     started_at: float = 0.0
     session: aiohttp.ClientSession | None = None
+    source: MetricsSource | None = None
+    orchestrator: Orchestrator | None = None
+    # Per-workload controls set through the admin API (engines read them).
+    policies: dict[WorkloadRef, WorkloadPolicy] = field(default_factory=dict)
+    paused: set[WorkloadRef] = field(default_factory=set)
+
+    def agent_endpoints(self) -> list[str]:
+        """Fresh agents' base URLs: the embedded metrics source scrapes these."""
+        now = self.deps.clock()
+        stale_after = self.settings.controller.agent_stale_after_seconds
+        return [
+            r.report.endpoint for r in self.agents.records()
+            if not is_stale(r.last_seen, now, stale_after)
+        ]  # fmt: skip
 
     def status(self, record: AgentRecord) -> dict[str, object]:
         return record.status(self.deps.clock(), self.settings.controller.agent_stale_after_seconds)
@@ -200,7 +227,10 @@ async def handle_status(request: web.Request) -> web.Response:
                 "uptime_seconds": round(now - ctx.started_at, 3),
                 "routing_version": ctx.held.version("routing"),
                 "tuning_version": ctx.held.version("tuning"),
+                "dry_run": ctx.settings.controller.dry_run,
             },
+            "source": _source_status(ctx),
+            "orchestrator": type(ctx.orchestrator).__name__ if ctx.orchestrator else None,
             "summary": {
                 "agents": len(agents),
                 "stale": sum(1 for agent in agents if agent["stale"]),
@@ -211,6 +241,18 @@ async def handle_status(request: web.Request) -> web.Response:
             "agents": agents,
         }
     )
+
+
+def _source_status(ctx: ControllerContext) -> dict[str, object] | None:
+    if ctx.source is None:
+        return None
+    health = ctx.source.health()
+    return {
+        "kind": type(ctx.source).__name__,
+        "healthy": health.healthy,
+        "detail": health.detail,
+        "last_success": health.last_success,
+    }
 
 
 def _get_held(kind: PushKind) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -308,6 +350,64 @@ def _background(
     return background
 
 
+def build_source(ctx: ControllerContext) -> MetricsSource:
+    """Prometheus when a URL is configured, else a direct scrape of the agents."""
+    url = ctx.settings.controller.prometheus_url
+    if url:
+        return PrometheusSource(url)
+    return ScrapeSource(ctx.agent_endpoints)
+
+
+def build_orchestrator(ctx: ControllerContext) -> Orchestrator:
+    controller = ctx.settings.controller
+    if controller.orchestrator == "kubernetes":
+        options: dict[str, Any] = {
+            "namespaces": tuple(controller.namespaces),
+            "dry_run": controller.dry_run,
+        }
+        if controller.kubeconfig:
+            return KubernetesOrchestrator.from_kubeconfig(controller.kubeconfig, **options)
+        return KubernetesOrchestrator.in_cluster(**options)
+    return LocalOrchestrator(dry_run=controller.dry_run)
+
+
+def _platform(
+    ctx: ControllerContext,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def platform(app: web.Application) -> AsyncIterator[None]:
+        ctx.source = ctx.deps.source or build_source(ctx)
+        ctx.orchestrator = ctx.deps.orchestrator or build_orchestrator(ctx)
+        if isinstance(ctx.source, ScrapeSource):
+            await ctx.source.start()
+        try:
+            yield
+        finally:
+            await ctx.source.close()
+            await ctx.orchestrator.close()
+
+    return platform
+
+
+class SourceHealthCollector(Collector):
+    """``linescale_controller_source_healthy``: 0 while the metrics source cannot answer, so
+    an alert can fire before anyone wonders why nothing scales."""
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        self._ctx = ctx
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            metric_names.CONTROLLER_SOURCE_HEALTHY,
+            "1 when the metrics source answers, 0 when it does not.",
+            labels=["source"],
+        )
+        source = self._ctx.source
+        if source is not None:
+            family.add_metric([type(source).__name__], 1.0 if source.health().healthy else 0.0)
+        yield family
+
+
 def read_guard(read_token: str, admin_token: str) -> Middleware:
     """Middleware: with a read token configured, reads under /v1/ need a token too."""
 
@@ -342,8 +442,15 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
         metrics=ControllerMetrics(registry),
         token=token,
         agents=AgentRegistry(settings.controller.max_agents),
+        decisions=DecisionLog(
+            Path(settings.controller.decision_log_path)
+            if settings.controller.decision_log_path
+            else None,
+            clock=(deps or ControllerDeps()).clock,
+        ),
     )
     ctx.started_at = ctx.deps.clock()
+    registry.register(SourceHealthCollector(ctx))
     registry.register(AgentsCollector(ctx))
     app = web.Application(
         client_max_size=settings.controller.max_body_bytes,
@@ -369,5 +476,6 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
             CONTROLLER,
         )
     )
+    app.cleanup_ctx.append(_platform(ctx))
     app.cleanup_ctx.append(_background(ctx))
     return app

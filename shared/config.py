@@ -161,11 +161,27 @@ class ControllerSettings(_Section):
     reconcile_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 2**20)] = 1 * 2**20
     max_agents: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    # Where metrics come from: empty = scrape the agents directly (embedded default).
+    prometheus_url: str = ""
+    # Where workloads run: local child processes (embedded default) or Kubernetes.
+    orchestrator: Literal["local", "kubernetes"] = "local"
+    kubeconfig: str = ""  # empty with kubernetes: in-cluster service account
+    namespaces: list[Annotated[str, Field(pattern=NAMESPACE_PATTERN)]] = []  # empty: all
+    dry_run: bool = False  # log would-be actions instead of acting
+    # JSON-lines decision log; empty keeps decisions in memory only (lost on restart).
+    decision_log_path: str = ""
     # Optional: when set, GET /v1/* needs this token (or the admin token); probes and
     # /metrics stay open for kubelet and Prometheus.
     read_token: SecretStr = SecretStr("")
 
     _listen = field_validator("listen")(_check_listen)
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
 
 class Settings(_Section):

@@ -22,6 +22,7 @@ CONTROLLER_PUSHES = "linescale_controller_pushes"  # {kind, outcome}
 CONTROLLER_RECONCILES = "linescale_controller_reconciles"  # {outcome}
 CONTROLLER_RECONCILE_DURATION = "linescale_controller_reconcile_duration_seconds"
 CONTROLLER_LAST_RECONCILE_SUCCESS = "linescale_controller_last_reconcile_success_timestamp_seconds"
+CONTROLLER_SOURCE_HEALTHY = "linescale_controller_source_healthy"  # gauge {source}
 
 # HTTP, both components
 HTTP_REJECTED = "linescale_http_rejected_requests"  # {reason}
