@@ -380,13 +380,25 @@ def _platform(
         ctx.orchestrator = ctx.deps.orchestrator or build_orchestrator(ctx)
         if isinstance(ctx.source, ScrapeSource):
             await ctx.source.start()
+        watch = _watch_prometheus(ctx.source, ctx.settings.controller.reconcile_interval_seconds)
         try:
-            yield
+            async with background_task(watch, "controller-source-watch"):
+                yield
         finally:
             await ctx.source.close()
             await ctx.orchestrator.close()
 
     return platform
+
+
+async def _watch_prometheus(source: MetricsSource, interval_seconds: float) -> None:
+    """Keep Prometheus' health current even while no engine queries it, so /v1/status and the
+    source-healthy metric show an outage (and the recovery) when it happens."""
+    if not isinstance(source, PrometheusSource):
+        return
+    while True:
+        await source.probe()
+        await asyncio.sleep(interval_seconds)
 
 
 class SourceHealthCollector(Collector):

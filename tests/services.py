@@ -463,6 +463,17 @@ class PrometheusServer(Server):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def restart(self, timeout: float = DEFAULT_STARTUP_TIMEOUT_S) -> None:
+        """Start again with the same argv (same port, same data dir) after ``process.stop()``,
+        as an operator's restart would; returns once it is ready."""
+        self.process = ManagedProcess(
+            "prometheus",
+            self.process.argv,
+            cwd=self.workdir,
+            log_path=self.workdir / "prometheus-restarted.log",
+        )
+        _wait_until_ready(self.process, lambda: _http_ok(f"{self.url}/-/ready"), timeout)
+
     def query(self, promql: str) -> list[dict[str, Any]]:
         """Instant query; returns the ``data.result`` vector."""
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"

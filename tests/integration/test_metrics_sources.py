@@ -35,7 +35,6 @@ from controller.sources.workloads import promql_workload, workload_of
 from messages import TOKEN
 from services import (
     LinescaleServer,
-    ManagedProcess,
     PrometheusFactory,
     PrometheusServer,
     ServiceGroup,
@@ -439,12 +438,7 @@ async def test_prometheus_outage_gives_none_then_recovers(
         assert await source.history("cpu_cores", refs, time.time() - 5, time.time(), 1) is None
 
         # Restart with the same argv (same port, same data dir), as an operator's restart would.
-        server.process = ManagedProcess(
-            "prometheus",
-            server.process.argv,
-            cwd=server.workdir,
-            log_path=server.workdir / "prometheus-restarted.log",
-        )
+        await asyncio.to_thread(server.restart)
         deadline = time.monotonic() + 20
         while (reading := await source.current("cpu_cores", refs, time.time())) is None:
             assert server.process.is_running(), server.process.log_tail()
