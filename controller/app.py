@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from controller.admin_api import admin_routes
 from controller.cache_api import cache_routes
 from controller.decision_log import DecisionLog
 from controller.engines.caching import CachingEngine, CachingSettings
@@ -488,6 +489,7 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
             CONTROLLER,
         )
     )
+    app.router.add_routes(admin_routes(CONTROLLER))
     app.cleanup_ctx.append(_platform(ctx))
     app.cleanup_ctx.append(_background(ctx))
     return app

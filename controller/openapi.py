@@ -8,11 +8,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.admin_api import (
+    DECISION_KINDS,
+    MAX_DECISIONS_LIMIT,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    NAMESPACE_PATTERN,
+    RESOURCES,
+    SEVERITIES,
+    DecideRequest,
+)
 from shared import __version__
-from shared.wire import AgentReport, RoutingTable, TuningSet, WireModel
+from shared.wire import (
+    AgentReport,
+    BottleneckFinding,
+    Decision,
+    RoutingTable,
+    TuningSet,
+    WireModel,
+    WorkloadPolicy,
+)
 
 REF = "#/components/schemas/{model}"
-_MODELS: tuple[type[WireModel], ...] = (AgentReport, RoutingTable, TuningSet)
+_MODELS: tuple[type[WireModel], ...] = (
+    AgentReport,
+    RoutingTable,
+    TuningSet,
+    WorkloadPolicy,
+    Decision,
+    BottleneckFinding,
+    DecideRequest,
+)
 
 
 def _component_schemas() -> dict[str, Any]:
@@ -45,7 +71,53 @@ def _component_schemas() -> dict[str, Any]:
             "agents": {"type": "array", "items": {"type": "object"}},
         },
     }
+    schemas.update(_admin_schemas())
     return schemas
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+    }
+
+
+def _admin_schemas() -> dict[str, Any]:
+    optional_int = {"type": ["integer", "null"]}
+    resources = _object({"cpu_millicores": optional_int, "memory_bytes": optional_int})
+    kind = {"enum": ["Deployment", "StatefulSet", "Local"]}
+    ref = {"namespace": {"type": "string"}, "name": {"type": "string"}, "kind": kind}
+    return {
+        "Resources": resources,
+        "Container": _object(
+            {
+                "name": {"type": "string"},
+                "requests": _ref("Resources"),
+                "limits": _ref("Resources"),
+            }
+        ),
+        "Pod": _object(
+            {
+                "name": {"type": "string"},
+                "ready": {"type": "boolean"},
+                "node": {"type": "string"},
+                "address": {"type": "string"},
+                "containers": {"type": "array", "items": _ref("Container")},
+            }
+        ),
+        "WorkloadRef": _object(ref),
+        "Workload": _object(
+            {
+                **ref,
+                "desired_replicas": {"type": "integer"},
+                "ready_replicas": {"type": "integer"},
+                "pods": {"type": "array", "items": _ref("Pod")},
+                "policy": {"anyOf": [_ref("WorkloadPolicy"), {"type": "null"}]},
+                "paused": {"type": "boolean"},
+            }
+        ),
+    }
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -86,6 +158,170 @@ def _push(model: str, what: str) -> dict[str, Any]:
                 "200": _json(_ref("PushAnswer"), "applied or stale (older or equal version)"),
                 **_errors(400, 401, 403, 413),
             },
+        },
+    }
+
+
+def _workload_parameters() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "namespace",
+            "in": "path",
+            "required": True,
+            "description": "a Kubernetes namespace (DNS label); anything else is a 404",
+            "schema": {"type": "string", "pattern": NAMESPACE_PATTERN, "maxLength": 63},
+        },
+        {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "description": "a workload name (DNS subdomain); anything else is a 404",
+            "schema": {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_MAX_LENGTH},
+        },
+    ]
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _pause(verb: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": f"{verb.capitalize()} the engines' actions on one workload",
+            "security": [{"bearer": []}],
+            "parameters": _workload_parameters(),
+            "responses": {
+                "200": _json(
+                    _object(
+                        {"workload": _ref("WorkloadRef"), "paused": {"type": "boolean"}},
+                    ),
+                    f"{verb}d",
+                ),
+                **_errors(401, 403, 404, 503),
+            },
+        }
+    }
+
+
+def _admin_paths() -> dict[str, Any]:
+    workload = "/v1/workloads/{namespace}/{name}"
+    decisions_page = _object(
+        {
+            "decisions": {"type": "array", "items": _ref("Decision")},
+            "next_cursor": {"type": ["string", "null"]},
+        }
+    )
+    bottlenecks = _object(
+        {
+            "nodes": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "node": {"type": "string"},
+                        "zone": {"type": "string"},
+                        "findings": {"type": "array", "items": _ref("BottleneckFinding")},
+                    }
+                ),
+            }
+        }
+    )
+    return {
+        "/v1/workloads": {
+            "get": {
+                "summary": "The orchestrator's workloads with their policy and pause state",
+                "responses": {
+                    "200": _json(
+                        _object({"workloads": {"type": "array", "items": _ref("Workload")}}),
+                        "workloads",
+                    ),
+                    **_errors(503),
+                },
+            }
+        },
+        workload: {
+            "get": {
+                "summary": "One workload (of any kind)",
+                "parameters": _workload_parameters(),
+                "responses": {"200": _json(_ref("Workload"), "workload"), **_errors(404, 503)},
+            }
+        },
+        f"{workload}/policy": {
+            "put": {
+                "summary": "Set how the controller may scale one workload",
+                "security": [{"bearer": []}],
+                "parameters": _workload_parameters(),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("WorkloadPolicy")}},
+                },
+                "responses": {
+                    "200": _json(_ref("WorkloadPolicy"), "the stored policy"),
+                    **_errors(400, 401, 403, 404, 413, 503),
+                },
+            }
+        },
+        f"{workload}/pause": _pause("pause"),
+        f"{workload}/resume": _pause("resume"),
+        "/v1/decisions": {
+            "get": {
+                "summary": "Logged decisions, newest first, a page at a time",
+                "parameters": [
+                    _query("kind", {"enum": list(DECISION_KINDS)}, "decision kind"),
+                    _query("target", {"type": "string"}, "exact target, e.g. ns/name"),
+                    _query("reason", {"type": "string"}, "reason code"),
+                    _query("since", {"type": "number"}, "decided at or after (Unix seconds)"),
+                    _query("until", {"type": "number"}, "decided before (Unix seconds)"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_DECISIONS_LIMIT},
+                        "page size (default 50)",
+                    ),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                ],
+                "responses": {"200": _json(decisions_page, "a page"), **_errors(400)},
+            }
+        },
+        "/v1/recommendations": {
+            "get": {
+                "summary": "What the engines would do now (the cache L1 size, for now)",
+                "responses": {
+                    "200": _json(
+                        _object({"recommendations": {"type": "array", "items": _ref("Decision")}}),
+                        "recommendations",
+                    )
+                },
+            }
+        },
+        "/v1/bottlenecks": {
+            "get": {
+                "summary": "Open findings from every fresh agent's last report",
+                "parameters": [
+                    _query("resource", {"enum": list(RESOURCES)}, "only this resource"),
+                    _query("severity", {"enum": list(SEVERITIES)}, "only this severity"),
+                ],
+                "responses": {"200": _json(bottlenecks, "findings by node"), **_errors(400)},
+            }
+        },
+        "/v1/decide": {
+            "post": {
+                "summary": "Evaluate a decision input without acting",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(DecideRequest.__name__)}},
+                },
+                "responses": {
+                    "200": _json(_ref("Decision"), "the decision the engine would make"),
+                    **_errors(400, 401, 403, 413),
+                },
+            }
         },
     }
 
@@ -203,5 +439,6 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            **_admin_paths(),
         },
     }
