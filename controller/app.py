@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -29,6 +32,7 @@ from controller.decision_log import DecisionLog
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.openapi import openapi_document
 from controller.orchestrators.kubernetes import KubernetesOrchestrator
+from controller.orchestrators.leader import LeaseElector
 from controller.orchestrators.local import LocalOrchestrator
 from controller.ports import MetricsSource, Orchestrator, WorkloadRef
 from controller.pusher import PushResult, PushTarget, push_all
@@ -140,6 +144,11 @@ class ControllerContext:
     # Per-workload controls set through the admin API (engines read them).
     policies: dict[WorkloadRef, WorkloadPolicy] = field(default_factory=dict)
     paused: set[WorkloadRef] = field(default_factory=set)
+    elector: LeaseElector | None = None
+
+    def is_leader(self) -> bool:
+        """Whether this replica may act: always, unless leader election is running."""
+        return self.elector is None or self.elector.is_leader
 
     def agent_endpoints(self) -> list[str]:
         """Fresh agents' base URLs: the embedded metrics source scrapes these."""
@@ -232,6 +241,7 @@ async def handle_status(request: web.Request) -> web.Response:
             },
             "source": _source_status(ctx),
             "orchestrator": type(ctx.orchestrator).__name__ if ctx.orchestrator else None,
+            "leader": ctx.is_leader(),
             "summary": {
                 "agents": len(agents),
                 "stale": sum(1 for agent in agents if agent["stale"]),
@@ -372,6 +382,23 @@ def build_orchestrator(ctx: ControllerContext) -> Orchestrator:
     return LocalOrchestrator(dry_run=controller.dry_run)
 
 
+def build_elector(ctx: ControllerContext) -> LeaseElector | None:
+    """Leader election among controller replicas, with the Kubernetes orchestrator only."""
+    controller = ctx.settings.controller
+    if not controller.leader_election or not isinstance(ctx.orchestrator, KubernetesOrchestrator):
+        return None
+    duration = controller.lease_duration_seconds
+    return LeaseElector(
+        client.CoordinationV1Api(ctx.orchestrator.api_client),
+        controller.lease_namespace,
+        controller.lease_name,
+        identity=f"{socket.gethostname()}-{secrets.token_hex(3)}",
+        lease_duration_seconds=duration,
+        renew_deadline_seconds=duration * 2 / 3,
+        retry_period_seconds=duration / 5,
+    )
+
+
 def _platform(
     ctx: ControllerContext,
 ) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
@@ -382,10 +409,18 @@ def _platform(
         if isinstance(ctx.source, ScrapeSource):
             await ctx.source.start()
         watch = _watch_prometheus(ctx.source, ctx.settings.controller.reconcile_interval_seconds)
+        ctx.elector = build_elector(ctx)
         try:
-            async with background_task(watch, "controller-source-watch"):
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(background_task(watch, "controller-source-watch"))
+                if ctx.elector is not None:
+                    await stack.enter_async_context(
+                        background_task(ctx.elector.run(), "controller-leader-election")
+                    )
                 yield
         finally:
+            if ctx.elector is not None:
+                await ctx.elector.release()  # a successor takes over at once, not at expiry
             await ctx.source.close()
             await ctx.orchestrator.close()
 

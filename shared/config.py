@@ -168,6 +168,11 @@ class ControllerSettings(_Section):
     kubeconfig: str = ""  # empty with kubernetes: in-cluster service account
     namespaces: list[Annotated[str, Field(pattern=NAMESPACE_PATTERN)]] = []  # empty: all
     dry_run: bool = False  # log would-be actions instead of acting
+    # With the Kubernetes orchestrator, only the holder of this Lease acts.
+    leader_election: bool = True
+    lease_namespace: Annotated[str, Field(pattern=NAMESPACE_PATTERN)] = "linescale"
+    lease_name: Annotated[str, Field(pattern=NAMESPACE_PATTERN)] = "linescale-controller"
+    lease_duration_seconds: Annotated[int, Field(ge=3, le=300)] = 15
     # JSON-lines decision log; empty keeps decisions in memory only (lost on restart).
     decision_log_path: str = ""
     # Optional: when set, GET /v1/* needs this token (or the admin token); probes and

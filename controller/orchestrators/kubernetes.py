@@ -288,6 +288,11 @@ class KubernetesOrchestrator:
         # Why the latest list_workloads (or a get_workload since) left something out.
         self.last_error: str | None = None
 
+    @property
+    def api_client(self) -> client.ApiClient:
+        """The client this orchestrator talks through (leader election shares it)."""
+        return self._api_client
+
     @classmethod
     def in_cluster(cls, **options: Any) -> KubernetesOrchestrator:
         """From the pod's service account (``KUBERNETES_SERVICE_HOST`` and the mounted token)."""

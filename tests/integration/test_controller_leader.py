@@ -1,0 +1,82 @@
+"""Two controller replicas on one (double) Kubernetes API: one leads; when it stops, the other
+takes over, through a coordination.k8s.io Lease, via the real kubernetes client."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kube_api_double import KubeApiDouble, serve_in_thread
+from messages import TOKEN
+from services import LinescaleFactory, LinescaleServer
+
+KUBE_TOKEN = "controller-sa-token"
+RBAC = {
+    "list deployments",
+    "list statefulsets",
+    "list pods",
+    "get leases",
+    "create leases",
+    "update leases",
+    "create events",
+}
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Iterator[tuple[KubeApiDouble, Path]]:
+    double = KubeApiDouble(tokens={KUBE_TOKEN: set(RBAC)})
+    with serve_in_thread(double.app()) as url:
+        path = tmp_path / "kubeconfig"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "double", "cluster": {"server": url}}],
+                    "users": [{"name": "controller", "user": {"token": KUBE_TOKEN}}],
+                    "contexts": [
+                        {"name": "double", "context": {"cluster": "double", "user": "controller"}}
+                    ],
+                    "current-context": "double",
+                }
+            )
+        )
+        yield double, path
+
+
+def leads(controller: LinescaleServer) -> bool:
+    with urllib.request.urlopen(f"{controller.url}/v1/status", timeout=5) as response:
+        status: dict[str, Any] = json.load(response)
+    return bool(status["leader"])
+
+
+def eventually(check: Callable[[], bool], within: float) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < within, f"not true within {within}s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def test_one_replica_leads_and_the_other_takes_over_when_it_stops(
+    linescale_factory: LinescaleFactory, kubeconfig: tuple[KubeApiDouble, Path]
+) -> None:
+    _, path = kubeconfig
+    env = {"LINESCALE_TOKEN": TOKEN, "LINESCALE_CONTROLLER__LEASE_DURATION_SECONDS": "3"}
+    args = ["--orchestrator", "kubernetes", "--kubeconfig", str(path)]
+    first = linescale_factory("controller", args, env=env)
+    second = linescale_factory("controller", args, env=env)
+    eventually(lambda: leads(first) or leads(second), within=10)
+    assert [leads(first), leads(second)].count(True) == 1
+
+    leader, follower = (first, second) if leads(first) else (second, first)
+    leader.stop()  # graceful: it releases the Lease on the way out
+    took = eventually(lambda: leads(follower), within=3 + 2)
+    assert took <= 3 + 2  # within the lease duration, plus one retry period of slack
