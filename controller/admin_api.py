@@ -105,7 +105,7 @@ def _ref(ref: WorkloadRef) -> dict[str, str]:
 
 
 def workload_json(ctx: ControllerContext, state: WorkloadState) -> dict[str, Any]:
-    policy = ctx.policies.get(state.ref)
+    policy = ctx.controls.policies.get(state.ref)
     return {
         **_ref(state.ref),
         "desired_replicas": state.desired_replicas,
@@ -121,7 +121,7 @@ def workload_json(ctx: ControllerContext, state: WorkloadState) -> dict[str, Any
             for pod in state.pods
         ],
         "policy": policy.model_dump(mode="json") if policy is not None else None,
-        "paused": state.ref in ctx.paused,
+        "paused": state.ref in ctx.controls.paused,
     }
 
 
@@ -214,7 +214,7 @@ def admin_routes(key: web.AppKey[ControllerContext]) -> list[web.RouteDef]:
         _path_workload(request)
         policy = await ctx.guard.read(request, WorkloadPolicy)
         state = await find(ctx, request)
-        ctx.policies[state.ref] = policy
+        ctx.controls.set_policy(state.ref, policy)
         log.info(
             "policy of %s %s set", state.ref.kind, state.ref, extra={"workload": str(state.ref)}
         )
@@ -225,10 +225,7 @@ def admin_routes(key: web.AppKey[ControllerContext]) -> list[web.RouteDef]:
             ctx = request.app[key]
             ctx.guard.authenticate(request)
             state = await find(ctx, request)
-            if paused:
-                ctx.paused.add(state.ref)
-            else:
-                ctx.paused.discard(state.ref)
+            ctx.controls.set_paused(state.ref, paused)
             log.info(
                 "%s %s %s",
                 state.ref.kind,

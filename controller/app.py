@@ -28,13 +28,14 @@ from prometheus_client.registry import Collector
 
 from controller.admin_api import admin_routes
 from controller.cache_api import cache_routes
+from controller.controls import WorkloadControls
 from controller.decision_log import DecisionLog
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.openapi import openapi_document
 from controller.orchestrators.kubernetes import KubernetesOrchestrator
 from controller.orchestrators.leader import LeaseElector
 from controller.orchestrators.local import LocalOrchestrator
-from controller.ports import MetricsSource, Orchestrator, WorkloadRef
+from controller.ports import MetricsSource, Orchestrator
 from controller.pusher import PushResult, PushTarget, push_all
 from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
 from controller.sources.prometheus import PrometheusSource
@@ -51,7 +52,7 @@ from shared.http_api import (
     new_registry,
 )
 from shared.pushes import HeldState, PushDecision, PushKind
-from shared.wire import AgentReport, RoutingTable, TuningSet, WorkloadPolicy
+from shared.wire import AgentReport, RoutingTable, TuningSet
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +142,8 @@ class ControllerContext:
     session: aiohttp.ClientSession | None = None
     source: MetricsSource | None = None
     orchestrator: Orchestrator | None = None
-    # Per-workload controls set through the admin API (engines read them).
-    policies: dict[WorkloadRef, WorkloadPolicy] = field(default_factory=dict)
-    paused: set[WorkloadRef] = field(default_factory=set)
+    # Per-workload policies and pauses set through the admin API (engines read them).
+    controls: WorkloadControls = field(default_factory=WorkloadControls)
     elector: LeaseElector | None = None
 
     def is_leader(self) -> bool:
@@ -490,6 +490,9 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
         metrics=ControllerMetrics(registry),
         token=token,
         agents=AgentRegistry(settings.controller.max_agents),
+        controls=WorkloadControls(
+            Path(settings.controller.controls_path) if settings.controller.controls_path else None
+        ),
         decisions=DecisionLog(
             Path(settings.controller.decision_log_path)
             if settings.controller.decision_log_path

@@ -175,6 +175,8 @@ class ControllerSettings(_Section):
     lease_duration_seconds: Annotated[int, Field(ge=3, le=300)] = 15
     # JSON-lines decision log; empty keeps decisions in memory only (lost on restart).
     decision_log_path: str = ""
+    # JSON file keeping per-workload policies and pauses across restarts; empty: memory only.
+    controls_path: str = ""
     # Optional: when set, GET /v1/* needs this token (or the admin token); probes and
     # /metrics stay open for kubelet and Prometheus.
     read_token: SecretStr = SecretStr("")

@@ -240,8 +240,8 @@ async def test_unknown_or_malformed_workload_is_a_json_404(
     status, answered = await answer(client, method, path + suffix, json=body, headers=AUTH)
     assert status == 404
     assert "no such workload" in answered["error"]
-    assert context(client).policies == {}
-    assert context(client).paused == set()
+    assert context(client).controls.policies == {}
+    assert context(client).controls.paused == set()
 
 
 async def test_failing_orchestrator_is_a_503_not_a_500(
@@ -268,7 +268,7 @@ async def test_put_policy_stores_it_and_the_workload_shows_it(client: TestClient
     assert status == 200
     assert (body["min_replicas"], body["max_replicas"]) == (2, 10)
     assert body["target_cpu_utilization_percent"] == 60
-    assert context(client).policies[WEB].max_replicas == 10
+    assert context(client).controls.policies[WEB].max_replicas == 10
     _, shown = await answer(client, "GET", "/v1/workloads/shop/web")
     assert shown["policy"] == body
     _, other = await answer(client, "GET", "/v1/workloads/shop/db")
@@ -308,7 +308,7 @@ async def test_refused_policy_changes_nothing(
     assert answered_status == status
     if named is not None:
         assert named in answered["error"]
-    assert context(client).policies == {}
+    assert context(client).controls.policies == {}
 
 
 async def test_policy_that_is_not_json_is_a_400(client: TestClient) -> None:
@@ -327,14 +327,14 @@ async def test_pause_then_resume_toggles_the_workload(client: TestClient) -> Non
         200,
         {"workload": {"namespace": "shop", "name": "db", "kind": "StatefulSet"}, "paused": True},
     )
-    assert context(client).paused == {DB}
+    assert context(client).controls.paused == {DB}
     _, listed = await answer(client, "GET", "/v1/workloads")
     assert {w["name"]: w["paused"] for w in listed["workloads"]} == {"db": True, "web": False}
 
     for _ in range(2):  # resuming is idempotent
         status, body = await answer(client, "POST", "/v1/workloads/shop/db/resume", headers=AUTH)
         assert (status, body["paused"]) == (200, False)
-    assert context(client).paused == set()
+    assert context(client).controls.paused == set()
 
 
 @pytest.mark.parametrize(
@@ -350,7 +350,7 @@ async def test_pause_and_resume_need_the_token(
 ) -> None:
     answered, _ = await answer(client, "POST", f"/v1/workloads/shop/web/{action}", headers=headers)
     assert answered == status
-    assert context(client).paused == set()
+    assert context(client).controls.paused == set()
 
 
 # --- decisions ---------------------------------------------------------------------------------
