@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -37,66 +36,28 @@ class FakeClock:
         self.now += seconds
 
 
-class FakeLRU(Generic[K]):
-    """A plain weight-bounded LRU; ``refuse`` names keys it never admits."""
+class FakeLRU(LRU[K]):
+    """The real LRU policy, plus keys it never admits (to test refused puts) and a miss count."""
 
     def __init__(self, capacity: int, refuse: frozenset[Any] = frozenset()) -> None:
-        self._capacity = capacity
-        self._weights: OrderedDict[K, int] = OrderedDict()
-        self._weight = 0
+        super().__init__(capacity)
         self.refuse = refuse
         self.misses = 0
 
-    @property
-    def capacity(self) -> int:
-        return self._capacity
-
-    @property
-    def weight(self) -> int:
-        return self._weight
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._weights
-
-    def __len__(self) -> int:
-        return len(self._weights)
-
-    def access(self, key: K) -> None:
-        self._weights.move_to_end(key)
-
     def record_miss(self, key: K) -> None:
         self.misses += 1
+        super().record_miss(key)
 
     def insert(self, key: K, weight: int) -> list[K]:
-        if key in self.refuse or weight > self._capacity:
+        if key in self.refuse:
             return [key]
-        self._weights[key] = weight
-        self._weight += weight
-        return self._fit()
+        return super().insert(key, weight)
 
     def update(self, key: K, weight: int) -> list[K]:
         if key in self.refuse:
             self.remove(key)
             return [key]
-        self._weight += weight - self._weights[key]
-        self._weights[key] = weight
-        self._weights.move_to_end(key)
-        return self._fit()
-
-    def remove(self, key: K) -> None:
-        self._weight -= self._weights.pop(key, 0)
-
-    def resize(self, capacity: int) -> list[K]:
-        self._capacity = capacity
-        return self._fit()
-
-    def _fit(self) -> list[K]:
-        evicted = []
-        while self._weight > self._capacity:
-            key, weight = self._weights.popitem(last=False)
-            self._weight -= weight
-            evicted.append(key)
-        return evicted
+        return super().update(key, weight)
 
 
 class Harness:
