@@ -147,12 +147,10 @@ class FrequencySketch:
         self.sample_size = 10 if maximum == 0 else SAMPLE_SIZE_FACTOR * capped
         self.size = 0
 
-    def frequency(self, key: Hashable) -> int:
-        """Estimated number of recent occurrences of ``key``, 0 to 15."""
-        table = self._table
-        if table is None:
-            return 0
-        h = key if type(key) is int else hash(key)
+    def _indexes(self, table_key: Hashable) -> tuple[int, int, int, int]:
+        """The key's four counters, one per 32-counter row of its 128-counter block
+        (``FrequencySketch.indexOf`` after ``spread`` and ``rehash``)."""
+        h = table_key if type(table_key) is int else hash(table_key)
         h = (h ^ (h >> 32)) & _M32  # Long.hashCode
         # spread(): a supplemental hash against poor hashCode()s
         h ^= h >> 17
@@ -165,12 +163,20 @@ class FrequencySketch:
         c ^= c >> 14
         base = (h & self._block_mask) << 7
         slot = _SLOT
-        return min(
-            table[base + slot[c & 31]],
-            table[base + 32 + slot[(c >> 8) & 31]],
-            table[base + 64 + slot[(c >> 16) & 31]],
-            table[base + 96 + slot[(c >> 24) & 31]],
+        return (
+            base + slot[c & 31],
+            base + 32 + slot[(c >> 8) & 31],
+            base + 64 + slot[(c >> 16) & 31],
+            base + 96 + slot[(c >> 24) & 31],
         )
+
+    def frequency(self, key: Hashable) -> int:
+        """Estimated number of recent occurrences of ``key``, 0 to 15."""
+        table = self._table
+        if table is None:
+            return 0
+        a, b, c, d = self._indexes(key)
+        return min(table[a], table[b], table[c], table[d])
 
     def increment(self, key: Hashable) -> None:
         """Count one occurrence of ``key`` (each counter saturates at 15); may age the sketch.
@@ -181,38 +187,12 @@ class FrequencySketch:
         table = self._table
         if table is None:
             return
-        h = key if type(key) is int else hash(key)
-        h = (h ^ (h >> 32)) & _M32  # Long.hashCode
-        h ^= h >> 17
-        h = (h * 0xED5AD4BB) & _M32
-        h ^= h >> 11
-        h = (h * 0xAC4C1B51) & _M32
-        h ^= h >> 15
-        c = (h * 0x31848BAB) & _M32
-        c ^= c >> 14
-        base = (h & self._block_mask) << 7
-        slot = _SLOT
         added = False
-        i = base + slot[c & 31]
-        v = table[i]
-        if v < 15:
-            table[i] = v + 1
-            added = True
-        i = base + 32 + slot[(c >> 8) & 31]
-        v = table[i]
-        if v < 15:
-            table[i] = v + 1
-            added = True
-        i = base + 64 + slot[(c >> 16) & 31]
-        v = table[i]
-        if v < 15:
-            table[i] = v + 1
-            added = True
-        i = base + 96 + slot[(c >> 24) & 31]
-        v = table[i]
-        if v < 15:
-            table[i] = v + 1
-            added = True
+        for i in self._indexes(key):
+            v = table[i]
+            if v < 15:
+                table[i] = v + 1
+                added = True
         if added:
             self.size += 1
             if self.size == self.sample_size:
