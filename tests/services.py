@@ -48,6 +48,7 @@ __all__ = [
     "ControlledRedis",
     "HAProxyFactory",
     "HAProxyServer",
+    "HttpServer",
     "LinescaleFactory",
     "LinescaleServer",
     "ManagedProcess",
@@ -380,6 +381,11 @@ class Server:
     def log_path(self) -> Path:
         return self.process.log_path
 
+    @property
+    def address(self) -> str:
+        """``host:port``, the form scrape targets and alerting configs want."""
+        return f"{self.host}:{self.port}"
+
     def stop(self) -> None:
         """Stop the process (idempotent) and remove temp dirs this module created."""
         self.process.stop()
@@ -450,7 +456,15 @@ def _http_ok(url: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-class PrometheusServer(Server):
+class HttpServer(Server):
+    """A started server that speaks HTTP; ``url`` is its base URL."""
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class PrometheusServer(HttpServer):
     """A running Prometheus; ``url`` is its HTTP base URL."""
 
     def __init__(
@@ -458,10 +472,6 @@ class PrometheusServer(Server):
     ) -> None:
         super().__init__(process, workdir, port, owns_workdir=owns)
         self.config_path = config_path
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def restart(self, timeout: float = DEFAULT_STARTUP_TIMEOUT_S) -> None:
         """Start again with the same argv (same port, same data dir) after ``process.stop()``,
@@ -615,7 +625,7 @@ def start_prometheus(
 # --------------------------------------------------------------------------------------------
 
 
-class AlertmanagerServer(Server):
+class AlertmanagerServer(HttpServer):
     """A running, non-clustered Alertmanager; ``url`` is its HTTP base URL."""
 
     def __init__(
@@ -623,15 +633,6 @@ class AlertmanagerServer(Server):
     ) -> None:
         super().__init__(process, workdir, port, owns_workdir=owns)
         self.config_path = config_path
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def address(self) -> str:
-        """``host:port``, the form Prometheus' alerting config wants."""
-        return f"{self.host}:{self.port}"
 
 
 def _alertmanager_config(webhook_url: str) -> dict[str, Any]:
@@ -960,16 +961,8 @@ class ServiceGroup:
 # --------------------------------------------------------------------------------------------
 
 
-class LinescaleServer(Server):
+class LinescaleServer(HttpServer):
     """A running ``linescale agent`` or ``linescale controller``."""
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 def start_linescale(
