@@ -18,6 +18,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("controller.demo", "run controller and three agents on this machine with a live view"),
     "agent": ("agent", "run the node agent"),
     "controller": ("controller", "run the central controller"),
+    "decide": (
+        "controller.decide",
+        "evaluate one decision input (JSON, --input FILE or -) without acting",
+    ),
+    "backtest": (
+        "controller.backtest",
+        "replay a load trace through the scaling engine and print what it would have done",
+    ),
     "bench": (
         "agent.cache.bench",
         "replay a cache trace through the L1 policy and print the hit ratio",
@@ -25,7 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 USAGE = (
-    "usage: linescale {demo,agent,controller,bench,version} [options]  (linescale COMMAND --help)"
+    "usage: linescale {demo,agent,controller,decide,backtest,bench,version} [options]  (linescale COMMAND --help)"
 )
 
 

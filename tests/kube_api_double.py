@@ -580,7 +580,7 @@ def _merge_list(items: list[Any], patch: list[Any], key: str) -> list[Any]:
     return merged
 
 
-# --- quantities (independent of controller.orchestrators.quantities on purpose) -----------
+# --- quantities (independent of shared.quantities on purpose) -----------
 
 _SUFFIXES = {
     **{s: Decimal(2) ** (10 * (i + 1)) for i, s in enumerate(["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"])},

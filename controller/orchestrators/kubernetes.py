@@ -39,7 +39,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from controller.orchestrators.quantities import (
+from shared.quantities import (
     format_cpu,
     format_memory,
     parse_cpu_millicores,

@@ -1,10 +1,10 @@
-"""Kubernetes quantity parsing and formatting (``controller.orchestrators.quantities``)."""
+"""Kubernetes quantity parsing and formatting (``shared.quantities``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from controller.orchestrators.quantities import (
+from shared.quantities import (
     format_cpu,
     format_memory,
     parse_cpu_millicores,
