@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import socket
@@ -22,7 +23,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from kubernetes import client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -37,6 +38,7 @@ from controller.orchestrators.leader import LeaseElector
 from controller.orchestrators.local import LocalOrchestrator
 from controller.ports import MetricsSource, Orchestrator
 from controller.pusher import PushResult, PushTarget, push_all
+from controller.reconcile import EngineRunner, Outcome, ReconcileMetrics, Reconciler, StepContext
 from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
 from controller.sources.prometheus import PrometheusSource
 from controller.sources.scrape import ScrapeSource
@@ -87,24 +89,7 @@ class ControllerMetrics:
         for kind in PUSH_KINDS:
             for outcome in ("applied", "stale", "failed"):
                 self.pushes.labels(kind, outcome)
-        self.reconciles = Counter(
-            metric_names.CONTROLLER_RECONCILES,
-            "Reconcile passes, by outcome.",
-            ["outcome"],
-            registry=registry,
-        )
-        for outcome in ("success", "error"):
-            self.reconciles.labels(outcome)
-        self.reconcile_duration = Histogram(
-            metric_names.CONTROLLER_RECONCILE_DURATION,
-            "Time one reconcile pass took.",
-            registry=registry,
-        )
-        self.last_reconcile_success = Gauge(
-            metric_names.CONTROLLER_LAST_RECONCILE_SUCCESS,
-            "Unix time of the last reconcile pass that finished without error.",
-            registry=registry,
-        )
+        self.reconcile = ReconcileMetrics(registry)
 
 
 class AgentsCollector(Collector):
@@ -329,20 +314,29 @@ async def reconcile_once(ctx: ControllerContext) -> None:
         await ctx.push(kind, lagging)
 
 
-async def reconcile_loop(ctx: ControllerContext) -> None:
+async def push_step(ctx: ControllerContext, context: StepContext) -> list[Outcome]:
+    """The push channel's reconcile step: it acts on agents, not workloads, so it reports no
+    per-workload outcomes; its passes, duration and failures show under ``engine="push"``."""
+    await reconcile_once(ctx)
+    return []
+
+
+def build_reconciler(ctx: ControllerContext) -> Reconciler:
+    """Every periodic job of the controller on the one reconcile mechanism. The push channel
+    runs on every replica (it only hands out state already decided); engines run on the
+    leader only."""
     interval = ctx.settings.controller.reconcile_interval_seconds
-    while True:
-        started = time.monotonic()
-        try:
-            await reconcile_once(ctx)
-        except Exception:  # one bad pass must not stop the loop
-            ctx.metrics.reconciles.labels("error").inc()
-            log.exception("reconcile pass failed")
-        else:
-            ctx.metrics.reconciles.labels("success").inc()
-            ctx.metrics.last_reconcile_success.set(ctx.deps.clock())
-        ctx.metrics.reconcile_duration.observe(time.monotonic() - started)
-        await asyncio.sleep(interval)
+    return Reconciler(
+        [
+            EngineRunner(
+                "push",
+                interval,
+                functools.partial(push_step, ctx),
+                ctx.metrics.reconcile,
+                clock=ctx.deps.clock,
+            ),
+        ]
+    )
 
 
 def _background(
@@ -353,7 +347,7 @@ def _background(
         async with aiohttp.ClientSession() as session:
             ctx.session = session
             try:
-                async with background_task(reconcile_loop(ctx), "controller-reconcile-loop"):
+                async with build_reconciler(ctx):
                     yield
             finally:
                 ctx.session = None
@@ -439,7 +433,8 @@ async def _watch_prometheus(source: MetricsSource, interval_seconds: float) -> N
 
 class SourceHealthCollector(Collector):
     """``linescale_controller_source_healthy``: 0 while the metrics source cannot answer, so
-    an alert can fire before anyone wonders why nothing scales."""
+    an alert can fire before anyone wonders why nothing scales; and
+    ``linescale_controller_leader``, so an alert can fire when no replica leads."""
 
     def __init__(self, ctx: ControllerContext) -> None:
         self._ctx = ctx
@@ -454,6 +449,11 @@ class SourceHealthCollector(Collector):
         if source is not None:
             family.add_metric([type(source).__name__], 1.0 if source.health().healthy else 0.0)
         yield family
+        yield GaugeMetricFamily(
+            metric_names.CONTROLLER_LEADER,
+            "1 on the controller replica that may act (holds the Lease, or runs alone).",
+            value=1.0 if self._ctx.is_leader() else 0.0,
+        )
 
 
 def read_guard(read_token: str, admin_token: str) -> Middleware:

@@ -19,6 +19,11 @@ Metrics (one ``ReconcileMetrics`` per registry, shared by all runners):
 - ``linescale_decisions_total{engine,reason}``: decisions recorded, by reason code;
 - ``linescale_last_success_timestamp_seconds{engine}``: the end of the last pass whose step
   returned (per-workload errors do not make a pass fail; they have their own counter).
+
+Leadership: a runner built with ``may_act`` skips whole passes while it returns False (a standby
+controller replica), so only the Lease holder ever decides and acts. Skipped passes change no
+metric: a standby's last-success timestamp stays where it was, which alerts read with
+``max`` over replicas.
 """
 
 from __future__ import annotations
@@ -159,6 +164,7 @@ class EngineRunner:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         decision_log: DecisionLog | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         if not interval_seconds > 0:
             raise ValueError("interval_seconds must be > 0")
@@ -170,6 +176,7 @@ class EngineRunner:
         self._monotonic = monotonic
         self._sleep = sleep
         self._decision_log = decision_log
+        self._may_act = may_act
         self._retry_at: dict[WorkloadRef, float] = {}  # monotonic time
         for result in RESULTS:
             metrics.reconciles.labels(name, result)
@@ -196,7 +203,11 @@ class EngineRunner:
 
     async def run_once(self) -> list[Outcome]:
         """One pass: the step's outcomes plus ``skipped`` ones for backed-off workloads it left
-        out; empty when the step raised (logged, counted as one ``error``)."""
+        out; empty when the step raised (logged, counted as one ``error``) or when this replica
+        may not act (not the leader)."""
+        if not self._may_act():
+            log.debug("engine %s: not the leader, pass skipped", self.name, extra=self._extra())
+            return []
         context = StepContext(now=self._clock(), backed_off=self.backed_off())
         started = self._monotonic()
         try:

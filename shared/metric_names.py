@@ -19,10 +19,8 @@ AGENT_POD_LIST_FAILURES = "linescale_agent_pod_list_failures"  # counter
 CONTROLLER_REPORTS = "linescale_controller_reports"  # {outcome}
 CONTROLLER_AGENTS = "linescale_controller_agents"  # {state}
 CONTROLLER_PUSHES = "linescale_controller_pushes"  # {kind, outcome}
-CONTROLLER_RECONCILES = "linescale_controller_reconciles"  # {outcome}
-CONTROLLER_RECONCILE_DURATION = "linescale_controller_reconcile_duration_seconds"
-CONTROLLER_LAST_RECONCILE_SUCCESS = "linescale_controller_last_reconcile_success_timestamp_seconds"
 CONTROLLER_SOURCE_HEALTHY = "linescale_controller_source_healthy"  # gauge {source}
+CONTROLLER_LEADER = "linescale_controller_leader"  # gauge: 1 on the replica that may act
 
 # HTTP, both components
 HTTP_REJECTED = "linescale_http_rejected_requests"  # {reason}

@@ -178,6 +178,25 @@ async def test_reconcile_brings_a_restarted_agent_up_to_the_held_version(
     assert status["agents"][0]["routing_version"] == 4
 
 
+async def test_the_push_job_catches_a_returning_agent_up_on_its_own(
+    aiohttp_client: Any, aiohttp_server: Any
+) -> None:
+    app = create_controller_app(settings(reconcile_interval_seconds=0.1))
+    client = await aiohttp_client(app)
+    await client.put("/v1/routing", json=routing(version=7), headers=AUTH)
+    fresh_agent = await start_agent(aiohttp_server, "node-r")
+    await post_report(client, report(node="node-r", endpoint=url_of(fresh_agent)))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(50):  # the periodic push job, not a call from the test, delivers it
+            async with session.get(f"{url_of(fresh_agent)}/v1/routing") as answer:
+                if answer.status == 200:
+                    break
+            await asyncio.sleep(0.05)
+    assert (await held_by(fresh_agent, "routing"))["version"] == 7
+    metrics = await (await client.get("/metrics")).text()
+    assert 'linescale_last_success_timestamp_seconds{engine="push"}' in metrics
+
+
 async def test_admin_put_needs_the_token_and_valid_body(client: TestClient) -> None:
     assert (await client.put("/v1/routing", json=routing())).status == 401
     bad = await client.put("/v1/tuning", json=tuning(cache={}), headers=AUTH)

@@ -57,6 +57,14 @@ def leads(controller: LinescaleServer) -> bool:
     return bool(status["leader"])
 
 
+def leader_gauge(controller: LinescaleServer) -> float:
+    with urllib.request.urlopen(f"{controller.url}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("linescale_controller_leader "):
+                return float(line.split()[1])
+    raise AssertionError("linescale_controller_leader not exposed")
+
+
 def eventually(check: Callable[[], bool], within: float) -> float:
     started = time.monotonic()
     while not check():
@@ -77,6 +85,7 @@ def test_one_replica_leads_and_the_other_takes_over_when_it_stops(
     assert [leads(first), leads(second)].count(True) == 1
 
     leader, follower = (first, second) if leads(first) else (second, first)
+    assert (leader_gauge(leader), leader_gauge(follower)) == (1.0, 0.0)
     leader.stop()  # graceful: it releases the Lease on the way out
     took = eventually(lambda: leads(follower), within=3 + 2)
     assert took <= 3 + 2  # within the lease duration, plus one retry period of slack

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -94,6 +94,7 @@ def runner(
     decision_log: DecisionLog | None = None,
     interval: float = 10.0,
     metrics: ReconcileMetrics | None = None,
+    may_act: Callable[[], bool] = lambda: True,
 ) -> EngineRunner:
     return EngineRunner(
         name,
@@ -104,6 +105,7 @@ def runner(
         monotonic=clock.monotonic,
         sleep=clock.sleep,
         decision_log=decision_log,
+        may_act=may_act,
     )
 
 
@@ -348,6 +350,27 @@ async def test_metrics_values(clock: FakeClock, registry: CollectorRegistry) -> 
     # Every result exists from the start for each engine, so rates never see a missing series.
     assert count(registry, "acted", engine="resource") == 0
     assert sample("linescale_last_success_timestamp_seconds", {"engine": "resource"}) == 1000.25
+
+
+async def test_a_standby_replica_neither_decides_nor_acts_until_it_leads(
+    clock: FakeClock, registry: CollectorRegistry
+) -> None:
+    leading = False
+    step = ScriptedStep([[Outcome(A, "acted", "scaled", decision=decision(1))]])
+    engine = runner(step, clock, registry, may_act=lambda: leading)
+    assert await engine.run_once() == []
+    assert step.contexts == []  # the step never ran: no decision, no action
+    assert count(registry, "acted") == 0
+    assert (
+        registry.get_sample_value(
+            "linescale_last_success_timestamp_seconds", {"engine": "scalability"}
+        )
+        is None
+    )
+    leading = True
+    outcomes = await engine.run_once()
+    assert [outcome.result for outcome in outcomes] == ["acted"]
+    assert count(registry, "acted") == 1
 
 
 @pytest.mark.parametrize(
