@@ -33,7 +33,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 USAGE = (
-    "usage: linescale {demo,agent,controller,decide,backtest,bench,version} [options]  (linescale COMMAND --help)"
+    "usage: linescale {demo,agent,controller,decide,backtest,bench,version} [options]"
+    "  (linescale COMMAND --help)"
 )
 
 

@@ -39,12 +39,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from shared.quantities import (
-    format_cpu,
-    format_memory,
-    parse_cpu_millicores,
-    parse_memory_bytes,
-)
 from controller.ports import (
     MANAGED_LABEL,
     ActionResult,
@@ -54,6 +48,12 @@ from controller.ports import (
     WorkloadKind,
     WorkloadRef,
     WorkloadState,
+)
+from shared.quantities import (
+    format_cpu,
+    format_memory,
+    parse_cpu_millicores,
+    parse_memory_bytes,
 )
 
 log = logging.getLogger(__name__)
