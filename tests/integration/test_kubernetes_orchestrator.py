@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kube_rbac import CONTROLLER_RBAC
 from kubernetes import client
 
 from controller.orchestrators.kubernetes import KubernetesOrchestrator
@@ -31,24 +32,6 @@ from kube_api_double import (
 
 NS = "line-b"
 MI = 2**20
-# Exactly what the controller needs (deploy/ RBAC should grant the same).
-CONTROLLER_RBAC = {
-    "list deployments",
-    "get deployments",
-    "patch deployments",
-    "list statefulsets",
-    "get statefulsets",
-    "patch statefulsets",
-    "patch deployments/scale",
-    "patch statefulsets/scale",
-    "list pods",
-    "get pods",
-    "patch pods/resize",
-    "create events",
-    "get leases",
-    "create leases",
-    "update leases",
-}
 CONTROLLER = "controller-token"
 NO_WRITES = "read-only-token"
 NO_EVENTS = "no-events-token"
