@@ -15,16 +15,17 @@ import re
 import time
 import typing
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from pydantic import Field, field_validator
 
-from controller.engines.caching import CachingEngine, CachingSettings, recommend_l1_size
+from controller.decide import evaluate
+from controller.engines.caching import CachingEngine, CachingSettings
+from controller.engines.scaling.horizontal import DecideInputError
 from controller.ports import ContainerState, Resources, WorkloadRef, WorkloadState
 from controller.registry import is_stale
 from shared.http_api import json_error
-from shared.wire import Decision, MissRatioPoint, WireModel, WorkloadPolicy
+from shared.wire import Decision, WorkloadPolicy
 
 if TYPE_CHECKING:
     from controller.app import ControllerContext
@@ -46,43 +47,9 @@ SEVERITIES = ("warning", "critical")
 MAX_DECISIONS_LIMIT = 1000  # DecisionLog.query's own cap
 DEFAULT_DECISIONS_LIMIT = 50
 
-# /v1/decide bounds: they keep one request's work small (the merge is grid x points).
-MAX_DECIDE_CURVES = 64
-MAX_DECIDE_POINTS_PER_CURVE = 64
-MAX_DECIDE_POINTS = 1024
-MAX_DECIDE_CAPACITY_BYTES = 2**53  # exact as a float
-
 _INT_RE = re.compile(r"[0-9]{1,7}")
 _NUMBER_RE = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]{1,3})?")
 _MAX_NUMBER_CHARS = 40
-
-
-# --- /v1/decide input ------------------------------------------------------------------------
-
-
-class CacheL1SizeInput(WireModel):
-    """Recommend an L1 size from the given miss-ratio curves (one per node), without acting.
-
-    Later issues add other kinds (a union on ``kind``)."""
-
-    kind: Literal["cache_l1_size"]
-    curves: Annotated[
-        list[Annotated[list[MissRatioPoint], Field(max_length=MAX_DECIDE_POINTS_PER_CURVE)]],
-        Field(max_length=MAX_DECIDE_CURVES),
-    ]
-    current_capacity_bytes: Annotated[int, Field(ge=0, le=MAX_DECIDE_CAPACITY_BYTES)]
-
-    @field_validator("curves")
-    @classmethod
-    def _bounded(cls, curves: list[list[MissRatioPoint]]) -> list[list[MissRatioPoint]]:
-        if sum(len(curve) for curve in curves) > MAX_DECIDE_POINTS:
-            raise ValueError(f"at most {MAX_DECIDE_POINTS} points in all")
-        if any(p.capacity_bytes > MAX_DECIDE_CAPACITY_BYTES for c in curves for p in c):
-            raise ValueError(f"capacity_bytes must be at most {MAX_DECIDE_CAPACITY_BYTES}")
-        return curves
-
-
-DecideRequest = CacheL1SizeInput
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -296,24 +263,13 @@ def admin_routes(key: web.AppKey[ControllerContext]) -> list[web.RouteDef]:
 
     async def handle_decide(request: web.Request) -> web.Response:
         ctx = request.app[key]
-        body = await ctx.guard.authenticated_read(request, DecideRequest)
-        settings = CachingSettings()
-        started = time.perf_counter()
+        raw = await ctx.guard.authenticated_read_json(request)
         try:
-            decision = recommend_l1_size(
-                body.curves,
-                body.current_capacity_bytes,
-                min_bytes=settings.min_l1_bytes,
-                max_bytes=settings.max_l1_bytes,
-                now=ctx.deps.clock(),
-                target_hit_ratio=settings.target_hit_ratio,
-                knee_tolerance=settings.knee_tolerance,
-                fleet=settings.fleet,
-            )
-        except (ArithmeticError, ValueError) as error:  # ValidationError too
-            raise json_error(400, f"cannot evaluate this input: {error}") from None
-        decision = decision.model_copy(update={"decide_seconds": time.perf_counter() - started})
-        return web.json_response(decision.model_dump(mode="json"))
+            answer = evaluate(raw, now=ctx.deps.clock())
+        except DecideInputError as error:
+            fields = [{"field": field, "message": message} for field, message in error.fields]
+            raise json_error(error.status, error.message, fields=fields) from None
+        return web.json_response(answer)
 
     workload = "/v1/workloads/{namespace}/{name}"
     return [

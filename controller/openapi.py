@@ -16,8 +16,8 @@ from controller.admin_api import (
     NAMESPACE_PATTERN,
     RESOURCES,
     SEVERITIES,
-    DecideRequest,
 )
+from controller.decide import CacheL1SizeInput
 from shared import __version__
 from shared.wire import (
     AgentReport,
@@ -37,7 +37,7 @@ _MODELS: tuple[type[WireModel], ...] = (
     WorkloadPolicy,
     Decision,
     BottleneckFinding,
-    DecideRequest,
+    CacheL1SizeInput,
 )
 
 
@@ -72,6 +72,7 @@ def _component_schemas() -> dict[str, Any]:
         },
     }
     schemas.update(_admin_schemas())
+    schemas.update(_decide_schemas())
     return schemas
 
 
@@ -80,6 +81,79 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
         "type": "object",
         "required": list(properties) if required is None else required,
         "properties": properties,
+    }
+
+
+def _decide_schemas() -> dict[str, Any]:
+    """``kind: horizontal``: the input is validated by the engine itself (the HPA spec is
+    Kubernetes' own format); the document describes its shape for clients."""
+    quantity = {"type": ["string", "number"], "description": "Kubernetes quantity, e.g. 250m"}
+    time_value = {"type": ["number", "string"], "description": "Unix seconds or RFC 3339"}
+    quantities = {"type": "object", "additionalProperties": quantity}
+    pod = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "phase": {"enum": ["Pending", "Running", "Succeeded", "Failed", "Unknown"]},
+            "ready": {"type": "boolean"},
+            "deleted": {"type": "boolean"},
+            "startTime": time_value,
+            "readySince": time_value,
+            "requests": quantities,
+            "metrics": quantities,
+        },
+    }
+    event = _object({"change": {"type": "integer"}, "time": time_value})
+    return {
+        "HorizontalDecideInput": {
+            "type": "object",
+            "required": ["kind", "policy", "currentReplicas"],
+            "properties": {
+                "kind": {"const": "horizontal"},
+                "now": time_value,
+                "policy": {
+                    "type": "object",
+                    "description": "a Kubernetes autoscaling/v2 HorizontalPodAutoscaler spec",
+                },
+                "currentReplicas": {"type": "integer", "minimum": 0},
+                "rawRecommendation": {"type": "integer", "minimum": 0},
+                "pods": {"type": "array", "items": pod},
+                "objectMetrics": {"type": "object", "additionalProperties": quantity},
+                "externalMetrics": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": quantity},
+                },
+                "history": {
+                    "type": "object",
+                    "properties": {
+                        "recommendations": {
+                            "type": "array",
+                            "items": _object({"replicas": {"type": "integer"}, "time": time_value}),
+                        },
+                        "scaleUpEvents": {"type": "array", "items": event},
+                        "scaleDownEvents": {"type": "array", "items": event},
+                    },
+                },
+                "options": {
+                    "type": "object",
+                    "properties": {
+                        "tolerance": {"type": "number", "minimum": 0},
+                        "cpuInitializationPeriodSeconds": {"type": "number", "minimum": 0},
+                        "initialReadinessDelaySeconds": {"type": "number", "minimum": 0},
+                    },
+                },
+            },
+        },
+        "HorizontalDecision": {
+            "type": "object",
+            "required": ["desiredReplicas", "reason", "message"],
+            "properties": {
+                "desiredReplicas": {"type": "integer", "minimum": 0},
+                "reason": {"type": "string"},
+                "message": {"type": "string"},
+                "metrics": {"type": "array", "items": {"type": "object"}},
+            },
+        },
     }
 
 
@@ -135,6 +209,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "wrong token",
         404: "not found",
         413: "body too large",
+        422: "well-formed, but the engine cannot compute a decision from it",
         429: "limit reached",
         503: "not ready",
     }
@@ -315,11 +390,23 @@ def _admin_paths() -> dict[str, Any]:
                 "security": [{"bearer": []}],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref(DecideRequest.__name__)}},
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    _ref(CacheL1SizeInput.__name__),
+                                    _ref("HorizontalDecideInput"),
+                                ]
+                            }
+                        }
+                    },
                 },
                 "responses": {
-                    "200": _json(_ref("Decision"), "the decision the engine would make"),
-                    **_errors(400, 401, 403, 413),
+                    "200": _json(
+                        {"oneOf": [_ref("Decision"), _ref("HorizontalDecision")]},
+                        "the decision the engine would make",
+                    ),
+                    **_errors(400, 401, 403, 413, 422),
                 },
             }
         },

@@ -54,6 +54,7 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
     403: web.HTTPForbidden,
     404: web.HTTPNotFound,
     415: web.HTTPUnsupportedMediaType,
+    422: web.HTTPUnprocessableEntity,
     429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,
 }
@@ -122,6 +123,21 @@ class RequestGuard:
     async def authenticated_read(self, request: web.Request, model: type[M]) -> M:
         self.authenticate(request)
         return await self.read(request, model)
+
+    async def authenticated_read_json(self, request: web.Request) -> object:
+        """Authenticate, then read a bounded body as plain JSON (413, or 400 when it is not
+        JSON), for handlers that dispatch on its content before validating it."""
+        self.authenticate(request)
+        try:
+            body = await read_bounded(request, self._max_body_bytes)
+        except web.HTTPRequestEntityTooLarge:
+            self.rejected.labels("too_large").inc()
+            raise
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+            self.rejected.labels("invalid").inc()
+            raise json_error(400, f"body is not JSON: {error}") from None
 
 
 def new_registry(component: Literal["agent", "controller"]) -> CollectorRegistry:

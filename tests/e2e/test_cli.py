@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -87,3 +88,81 @@ def test_bad_configuration_exits_2_naming_the_key(
     assert result.returncode == 2, result.stderr
     assert named in result.stderr
     assert TOKEN not in result.stderr + result.stdout
+
+
+HORIZONTAL = {
+    "kind": "horizontal",
+    "now": 1_700_000_000,
+    "policy": {
+        "minReplicas": 2,
+        "maxReplicas": 6,
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 30},
+                },
+            }
+        ],
+    },
+    "currentReplicas": 3,
+    # Kubernetes' TestScaleUp: 300m + 500m + 700m of 3 x 1 core at a 30 % target -> 5.
+    "pods": [
+        {"name": f"p{i}", "requests": {"cpu": "1"}, "metrics": {"cpu": level}}
+        for i, level in enumerate(["300m", "500m", "700m"])
+    ],
+}
+
+
+def test_decide_reads_a_file_or_stdin_and_prints_the_decision(tmp_path: Path) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(HORIZONTAL))
+    from_file = run("decide", "--input", str(path))
+    from_stdin = subprocess.run(
+        [LINESCALE, "decide", "--input", "-"],
+        input=json.dumps(HORIZONTAL),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for result in (from_file, from_stdin):
+        assert result.returncode == 0, result.stderr
+        answer = json.loads(result.stdout)
+        assert (answer["desiredReplicas"], answer["metrics"][0]["currentUtilization"]) == (5, 50)
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "named"),
+    [
+        pytest.param({**HORIZONTAL, "kind": "vertical-ish"}, 1, "kind", id="unknown-kind"),
+        pytest.param({**HORIZONTAL, "currentReplicas": "3"}, 1, "currentReplicas", id="bad-type"),
+        pytest.param(
+            {**HORIZONTAL, "policy": {"maxReplicas": 0}}, 1, "policy.maxReplicas", id="bad-policy"
+        ),
+        pytest.param(
+            {**HORIZONTAL, "pods": [{"name": "p0", "metrics": {"cpu": "1"}}]},
+            1,
+            "request",
+            id="utilization-without-request-is-422",
+        ),
+    ],
+)
+def test_decide_refuses_bad_input_naming_the_problem(
+    tmp_path: Path, body: dict[str, object], code: int, named: str
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(body))
+    result = run("decide", "--input", str(path))
+    assert result.returncode == code
+    assert named in json.loads(result.stdout)["error"]
+    assert named in result.stderr
+
+
+def test_decide_on_a_missing_or_non_json_file_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{nope")
+    for path in (tmp_path / "absent.json", tmp_path / "bad.json"):
+        result = run("decide", "--input", str(path))
+        assert result.returncode == 2
+        assert str(path) in result.stderr

@@ -664,3 +664,43 @@ async def test_refused_decide_input_names_the_field(
     assert answered_status == status
     if named is not None:
         assert any(named in problem["field"].split(".") for problem in answered["fields"])
+
+
+def horizontal(**changes: Any) -> dict[str, Any]:
+    """Kubernetes' TestScaleUp as a decide input: 1.5 cores used of 3 at a 30 % target -> 5."""
+    cpu = {"type": "Utilization", "averageUtilization": 30}
+    return {
+        "kind": "horizontal",
+        "now": 1_700_000_000,
+        "policy": {
+            "minReplicas": 2,
+            "maxReplicas": 6,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": cpu}}],
+        },
+        "currentReplicas": 3,
+        "pods": [
+            {"name": f"p{i}", "requests": {"cpu": "1"}, "metrics": {"cpu": level}}
+            for i, level in enumerate(["300m", "500m", "700m"])
+        ],
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "expected"),
+    [
+        pytest.param(horizontal(), 200, 5, id="scale-up"),
+        pytest.param(horizontal(currentReplicas=0), 200, 0, id="zero-means-disabled"),
+        pytest.param(horizontal(pods=[{"name": "p0"}]), 422, None, id="no-metric-at-all-422"),
+        pytest.param(horizontal(currentReplicas=-1), 400, None, id="negative-replicas-400"),
+    ],
+)
+async def test_decide_horizontal_answers_like_the_hpa(
+    client: TestClient, body: dict[str, Any], status: int, expected: int | None
+) -> None:
+    answered_status, answered = await answer(client, "POST", "/v1/decide", json=body, headers=AUTH)
+    assert answered_status == status, answered
+    if expected is not None:
+        assert answered["desiredReplicas"] == expected
+    else:
+        assert answered["error"]
