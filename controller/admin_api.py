@@ -25,7 +25,8 @@ from controller.engines.scaling.horizontal import DecideInputError
 from controller.ports import ContainerState, Resources, WorkloadRef, WorkloadState
 from controller.registry import is_stale
 from shared.http_api import json_error
-from shared.wire import Decision, WorkloadPolicy
+from shared.scaling_policy import PolicyError, parse_policy, policy_to_json
+from shared.wire import Decision
 
 if TYPE_CHECKING:
     from controller.app import ControllerContext
@@ -72,7 +73,7 @@ def _ref(ref: WorkloadRef) -> dict[str, str]:
 
 
 def workload_json(ctx: ControllerContext, state: WorkloadState) -> dict[str, Any]:
-    policy = ctx.controls.policies.get(state.ref)
+    resolved = ctx.scalability.resolve(state)
     return {
         **_ref(state.ref),
         "desired_replicas": state.desired_replicas,
@@ -87,7 +88,9 @@ def workload_json(ctx: ControllerContext, state: WorkloadState) -> dict[str, Any
             }
             for pod in state.pods
         ],
-        "policy": policy.model_dump(mode="json") if policy is not None else None,
+        "policy": policy_to_json(resolved.policy) if resolved.policy is not None else None,
+        "policy_origin": resolved.origin,
+        "policy_error": resolved.error,
         "paused": state.ref in ctx.controls.paused,
     }
 
@@ -179,13 +182,21 @@ def admin_routes(key: web.AppKey[ControllerContext]) -> list[web.RouteDef]:
         ctx = request.app[key]
         ctx.guard.authenticate(request)
         _path_workload(request)
-        policy = await ctx.guard.read(request, WorkloadPolicy)
+        raw = await ctx.guard.read_json(request)
+        try:
+            if not isinstance(raw, dict):
+                raise PolicyError([("spec", "must be an object (an HPA spec)")])
+            policy = parse_policy(raw)
+        except PolicyError as error:
+            ctx.guard.rejected.labels("invalid").inc()
+            fields = [{"field": field, "message": message} for field, message in error.problems]
+            raise json_error(400, str(error), fields=fields) from None
         state = await find(ctx, request)
         ctx.controls.set_policy(state.ref, policy)
         log.info(
             "policy of %s %s set", state.ref.kind, state.ref, extra={"workload": str(state.ref)}
         )
-        return web.json_response(policy.model_dump(mode="json"))
+        return web.json_response(policy_to_json(policy))
 
     def toggle_pause(paused: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle_pause(request: web.Request) -> web.Response:

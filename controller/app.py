@@ -32,18 +32,21 @@ from controller.cache_api import cache_routes
 from controller.controls import WorkloadControls
 from controller.decision_log import DecisionLog
 from controller.engines.caching import CachingEngine, CachingSettings
+from controller.engines.scaling.engine import ENGINE as SCALABILITY
+from controller.engines.scaling.engine import ScalabilityEngine, ScalabilitySettings
+from controller.engines.scaling.policy_sources import PolicyFileError, load_policy_file
 from controller.openapi import openapi_document
 from controller.orchestrators.kubernetes import KubernetesOrchestrator
 from controller.orchestrators.leader import LeaseElector
 from controller.orchestrators.local import LocalOrchestrator
-from controller.ports import MetricsSource, Orchestrator
+from controller.ports import MetricsSource, Orchestrator, WorkloadRef
 from controller.pusher import PushResult, PushTarget, push_all
 from controller.reconcile import EngineRunner, Outcome, ReconcileMetrics, Reconciler, StepContext
 from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
 from controller.sources.prometheus import PrometheusSource
 from controller.sources.scrape import ScrapeSource
 from shared import __version__, metric_names
-from shared.config import Settings
+from shared.config import ConfigError, Settings
 from shared.http_api import (
     RequestGuard,
     background_task,
@@ -54,7 +57,7 @@ from shared.http_api import (
     new_registry,
 )
 from shared.pushes import HeldState, PushDecision, PushKind
-from shared.wire import AgentReport, RoutingTable, TuningSet
+from shared.wire import AgentReport, Decision, RoutingTable, TuningSet
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,7 @@ class ControllerContext:
     # Per-workload policies and pauses set through the admin API (engines read them).
     controls: WorkloadControls = field(default_factory=WorkloadControls)
     elector: LeaseElector | None = None
+    scalability: ScalabilityEngine = field(init=False)  # built once the context exists
 
     def is_leader(self) -> bool:
         """Whether this replica may act: always, unless leader election is running."""
@@ -325,17 +329,52 @@ def build_reconciler(ctx: ControllerContext) -> Reconciler:
     """Every periodic job of the controller on the one reconcile mechanism. The push channel
     runs on every replica (it only hands out state already decided); engines run on the
     leader only."""
-    interval = ctx.settings.controller.reconcile_interval_seconds
+    settings = ctx.settings.controller
     return Reconciler(
         [
             EngineRunner(
                 "push",
-                interval,
+                settings.reconcile_interval_seconds,
                 functools.partial(push_step, ctx),
                 ctx.metrics.reconcile,
                 clock=ctx.deps.clock,
             ),
+            EngineRunner(
+                SCALABILITY,
+                settings.scaling_interval_seconds,
+                ctx.scalability.step,
+                ctx.metrics.reconcile,
+                clock=ctx.deps.clock,
+                decision_log=ctx.decisions,
+                may_act=ctx.is_leader,
+            ),
         ]
+    )
+
+
+def build_scalability(ctx: ControllerContext) -> ScalabilityEngine:
+    """The ScalabilityEngine over this controller's platform, controls and decision log;
+    an unusable policy file is a configuration error (exit 2 naming it)."""
+    settings = ctx.settings.controller
+    file_policies = {}
+    if settings.policies_path:
+        try:
+            file_policies = load_policy_file(Path(settings.policies_path))
+        except PolicyFileError as error:
+            raise ConfigError(f"controller.policies_path: {error}") from None
+
+    def past_decisions(ref: WorkloadRef, since: float) -> list[Decision]:
+        return ctx.decisions.query(kind="scale", target=str(ref), since=since, limit=100)[0]
+
+    return ScalabilityEngine(
+        orchestrator=lambda: ctx.orchestrator,
+        source=lambda: ctx.source,
+        api_policies=lambda: ctx.controls.policies,
+        paused=lambda ref: ref in ctx.controls.paused,
+        file_policies=file_policies,
+        past_decisions=past_decisions,
+        settings=ScalabilitySettings(interval_seconds=settings.scaling_interval_seconds),
+        clock=ctx.deps.clock,
     )
 
 
@@ -501,6 +540,7 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
         ),
     )
     ctx.started_at = ctx.deps.clock()
+    ctx.scalability = build_scalability(ctx)
     registry.register(SourceHealthCollector(ctx))
     registry.register(AgentsCollector(ctx))
     app = web.Application(

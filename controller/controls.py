@@ -17,11 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from controller.ports import WorkloadRef
-from shared.wire import WorkloadPolicy
+from shared.scaling_policy import ScalingPolicy, parse_policy, policy_to_json
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: policies are HPA specs (camelCase)
 
 
 def _ref_key(ref: WorkloadRef) -> str:
@@ -38,12 +38,12 @@ def _ref_of(key: str) -> WorkloadRef:
 class WorkloadControls:
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
-        self.policies: dict[WorkloadRef, WorkloadPolicy] = {}
+        self.policies: dict[WorkloadRef, ScalingPolicy] = {}
         self.paused: set[WorkloadRef] = set()
         if path is not None and path.exists():
             self._load(path)
 
-    def set_policy(self, ref: WorkloadRef, policy: WorkloadPolicy) -> None:
+    def set_policy(self, ref: WorkloadRef, policy: ScalingPolicy) -> None:
         self.policies[ref] = policy
         self._save()
 
@@ -58,7 +58,7 @@ class WorkloadControls:
         return {
             "version": FORMAT_VERSION,
             "policies": {
-                _ref_key(ref): policy.model_dump(mode="json")
+                _ref_key(ref): policy_to_json(policy)
                 for ref, policy in sorted(self.policies.items())
             },
             "paused": sorted(_ref_key(ref) for ref in self.paused),
@@ -81,8 +81,7 @@ class WorkloadControls:
             if document.get("version") != FORMAT_VERSION:
                 raise ValueError(f"unknown format version {document.get('version')!r}")
             policies = {
-                _ref_of(key): WorkloadPolicy.model_validate(value)
-                for key, value in document["policies"].items()
+                _ref_of(key): parse_policy(value) for key, value in document["policies"].items()
             }
             paused = {_ref_of(key) for key in document["paused"]}
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ValidationError) as error:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from controller.admin_api import (
     DECISION_KINDS,
     MAX_DECISIONS_LIMIT,
@@ -19,22 +21,21 @@ from controller.admin_api import (
 )
 from controller.decide import CacheL1SizeInput
 from shared import __version__
+from shared.scaling_policy import ScalingPolicy
 from shared.wire import (
     AgentReport,
     BottleneckFinding,
     Decision,
     RoutingTable,
     TuningSet,
-    WireModel,
-    WorkloadPolicy,
 )
 
 REF = "#/components/schemas/{model}"
-_MODELS: tuple[type[WireModel], ...] = (
+_MODELS: tuple[type[BaseModel], ...] = (
     AgentReport,
     RoutingTable,
     TuningSet,
-    WorkloadPolicy,
+    ScalingPolicy,
     Decision,
     BottleneckFinding,
     CacheL1SizeInput,
@@ -44,7 +45,7 @@ _MODELS: tuple[type[WireModel], ...] = (
 def _component_schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in _MODELS:
-        schema = model.model_json_schema(ref_template=REF, mode="validation")
+        schema = model.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     schemas["Error"] = {
@@ -187,7 +188,9 @@ def _admin_schemas() -> dict[str, Any]:
                 "desired_replicas": {"type": "integer"},
                 "ready_replicas": {"type": "integer"},
                 "pods": {"type": "array", "items": _ref("Pod")},
-                "policy": {"anyOf": [_ref("WorkloadPolicy"), {"type": "null"}]},
+                "policy": {"anyOf": [_ref("ScalingPolicy"), {"type": "null"}]},
+                "policy_origin": {"enum": ["api", "annotation", "file", None]},
+                "policy_error": {"type": "string"},
                 "paused": {"type": "boolean"},
             }
         ),
@@ -334,10 +337,10 @@ def _admin_paths() -> dict[str, Any]:
                 "parameters": _workload_parameters(),
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _ref("WorkloadPolicy")}},
+                    "content": {"application/json": {"schema": _ref("ScalingPolicy")}},
                 },
                 "responses": {
-                    "200": _json(_ref("WorkloadPolicy"), "the stored policy"),
+                    "200": _json(_ref("ScalingPolicy"), "the stored policy"),
                     **_errors(400, 401, 403, 404, 413, 503),
                 },
             }

@@ -177,6 +177,11 @@ class ControllerSettings(_Section):
     decision_log_path: str = ""
     # JSON file keeping per-workload policies and pauses across restarts; empty: memory only.
     controls_path: str = ""
+    # YAML file of HorizontalPodAutoscaler objects: scaling policies by target workload
+    # (below a workload's linescale.io/scaling-policy annotation and the admin API).
+    policies_path: str = ""
+    # How often the ScalabilityEngine reconciles (the HPA's sync period is 15 s).
+    scaling_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
     # Optional: when set, GET /v1/* needs this token (or the admin token); probes and
     # /metrics stay open for kubelet and Prometheus.
     read_token: SecretStr = SecretStr("")

@@ -125,9 +125,13 @@ class RequestGuard:
         return await self.read(request, model)
 
     async def authenticated_read_json(self, request: web.Request) -> object:
-        """Authenticate, then read a bounded body as plain JSON (413, or 400 when it is not
-        JSON), for handlers that dispatch on its content before validating it."""
+        """Authenticate, then ``read_json``."""
         self.authenticate(request)
+        return await self.read_json(request)
+
+    async def read_json(self, request: web.Request) -> object:
+        """Read a bounded body as plain JSON (413, or 400 when it is not JSON), for handlers
+        that validate it themselves or dispatch on its content first."""
         try:
             body = await read_bounded(request, self._max_body_bytes)
         except web.HTTPRequestEntityTooLarge:

@@ -276,27 +276,6 @@ class TuningSet(WireModel):
     bottlenecks: BottleneckThresholds | None = None
 
 
-# --- WorkloadPolicy (admin API -> controller) -------------------------------------------------
-
-
-class WorkloadPolicy(WireModel):
-    """How the controller may scale one workload. Later engines add sections (HPA behavior,
-    predictive, vertical); unknown fields are refused so a typo is never silently ignored."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    min_replicas: Annotated[int, Field(ge=0, le=10_000)] = 1
-    max_replicas: Annotated[int, Field(ge=1, le=10_000)]
-    target_cpu_utilization_percent: Annotated[float, Field(gt=0, le=100)] | None = None
-    target_requests_per_replica: Annotated[float, Field(gt=0)] | None = None
-    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
-
-    @model_validator(mode="after")
-    def _bounds(self) -> WorkloadPolicy:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("min_replicas must not exceed max_replicas")
-        return self
-
-
 # --- Decision (controller log and API) ------------------------------------------------------
 
 

@@ -162,7 +162,13 @@ async def answer(client: TestClient, method: str, path: str, **kwargs: Any) -> t
 
 
 def policy(**changes: Any) -> dict[str, Any]:
-    return {"min_replicas": 2, "max_replicas": 10, **changes}
+    """An autoscaling/v2 HPA spec, as operators write it."""
+    return {"minReplicas": 2, "maxReplicas": 10, **changes}
+
+
+def cpu_target(percent: object) -> list[dict[str, Any]]:
+    target = {"type": "Utilization", "averageUtilization": percent}
+    return [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]
 
 
 # --- workloads ---------------------------------------------------------------------------------
@@ -262,15 +268,15 @@ async def test_put_policy_stores_it_and_the_workload_shows_it(client: TestClient
         client,
         "PUT",
         "/v1/workloads/shop/web/policy",
-        json=policy(target_cpu_utilization_percent=60),
+        json=policy(metrics=cpu_target(60)),
         headers=AUTH,
     )
     assert status == 200
-    assert (body["min_replicas"], body["max_replicas"]) == (2, 10)
-    assert body["target_cpu_utilization_percent"] == 60
+    assert (body["minReplicas"], body["maxReplicas"]) == (2, 10)
+    assert body["metrics"] == cpu_target(60)
     assert context(client).controls.policies[WEB].max_replicas == 10
     _, shown = await answer(client, "GET", "/v1/workloads/shop/web")
-    assert shown["policy"] == body
+    assert (shown["policy"], shown["policy_origin"]) == (body, "api")
     _, other = await answer(client, "GET", "/v1/workloads/shop/db")
     assert other["policy"] is None
 
@@ -281,18 +287,15 @@ async def test_put_policy_stores_it_and_the_workload_shows_it(client: TestClient
         pytest.param({}, policy(), 401, None, id="no-token-401"),
         pytest.param({"Authorization": "Bearer nope"}, policy(), 403, None, id="wrong-token-403"),
         pytest.param(
-            AUTH, policy(min_replicas=5, max_replicas=2), 400, "min_replicas", id="min-above-max"
+            AUTH, policy(minReplicas=5, maxReplicas=2), 400, "maxReplicas", id="min-above-max"
         ),
-        pytest.param(AUTH, policy(max_replica=3), 400, "max_replica", id="unknown-field"),
-        pytest.param(AUTH, {"min_replicas": 1}, 400, "max_replicas", id="missing-field"),
-        pytest.param(AUTH, policy(max_replicas="3"), 400, "max_replicas", id="string-number"),
+        pytest.param(AUTH, policy(maxReplica=3), 400, "maxReplica", id="unknown-field"),
+        pytest.param(AUTH, {"minReplicas": 1}, 400, "maxReplicas", id="missing-field"),
+        pytest.param(AUTH, policy(maxReplicas="3"), 400, "maxReplicas", id="string-number"),
         pytest.param(
-            AUTH,
-            policy(target_cpu_utilization_percent=150),
-            400,
-            "target_cpu_utilization_percent",
-            id="out-of-range",
+            AUTH, policy(metrics=cpu_target(0)), 400, "averageUtilization", id="out-of-range"
         ),
+        pytest.param(AUTH, [policy()], 400, "spec", id="not-an-object"),
     ],
 )
 async def test_refused_policy_changes_nothing(

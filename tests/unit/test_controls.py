@@ -8,7 +8,7 @@ import pytest
 
 from controller.controls import WorkloadControls
 from controller.ports import WorkloadRef
-from shared.wire import WorkloadPolicy
+from shared.scaling_policy import parse_policy
 
 WEB = WorkloadRef("line", "web", "Deployment")
 DB = WorkloadRef("line", "db", "StatefulSet")
@@ -17,13 +17,14 @@ DB = WorkloadRef("line", "db", "StatefulSet")
 def test_policies_and_pauses_survive_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "state" / "controls.json"
     controls = WorkloadControls(path)
-    controls.set_policy(WEB, WorkloadPolicy(min_replicas=2, max_replicas=8))
+    policy = parse_policy({"minReplicas": 2, "maxReplicas": 8, "behavior": {}})
+    controls.set_policy(WEB, policy)
     controls.set_paused(DB, True)
     controls.set_paused(WEB, True)
     controls.set_paused(WEB, False)
 
     reloaded = WorkloadControls(path)
-    assert reloaded.policies == {WEB: WorkloadPolicy(min_replicas=2, max_replicas=8)}
+    assert reloaded.policies == {WEB: policy}
     assert reloaded.paused == {DB}
 
 
@@ -32,10 +33,14 @@ def test_policies_and_pauses_survive_a_restart(tmp_path: Path) -> None:
     [
         pytest.param("{not json", id="not-json"),
         pytest.param('{"version": 9, "policies": {}, "paused": []}', id="future-version"),
-        pytest.param('{"version": 1, "policies": {"Job/a/b": {}}, "paused": []}', id="bad-kind"),
+        pytest.param('{"version": 2, "policies": {"Job/a/b": {}}, "paused": []}', id="bad-kind"),
         pytest.param(
-            '{"version": 1, "policies": {"Deployment/a/b": {"max_replicas": 0}}, "paused": []}',
+            '{"version": 2, "policies": {"Deployment/a/b": {"maxReplicas": 0}}, "paused": []}',
             id="invalid-policy",
+        ),
+        pytest.param(
+            '{"version": 1, "policies": {"Deployment/a/b": {"max_replicas": 3}}, "paused": []}',
+            id="pre-hpa-format",
         ),
     ],
 )

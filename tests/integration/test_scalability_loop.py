@@ -1,0 +1,225 @@
+"""The ScalabilityEngine in the controller's loop, with real parts: a real Prometheus scraping a
+request counter, the LocalOrchestrator running real replicas, decisions read back over the
+admin API. Prometheus is stopped mid-test: nothing scales down on the missing data, the source
+shows unhealthy, and scaling resumes when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from controller.app import ControllerDeps, create_app
+from controller.orchestrators.local import LocalOrchestrator, LocalWorkloadSpec
+from controller.ports import WorkloadRef
+from controller.sources.prometheus import PrometheusSource
+from shared.config import load_settings
+
+from messages import TOKEN
+from services import PrometheusFactory
+
+pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ORDERS = WorkloadRef("line", "orders", "Local")
+PER_REPLICA_RPS = 10
+
+SERVER = """
+import http.server, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+class Demand:
+    """``http_requests_total`` of the orders pods, growing at ``rate`` per second overall."""
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+        self._total = 0.0
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def set(self, rate: float) -> None:
+        with self._lock:
+            self._advance()
+            self.rate = rate
+
+    def _advance(self) -> None:
+        now = time.monotonic()
+        self._total += self.rate * (now - self._at)
+        self._at = now
+
+    def exposition(self) -> bytes:
+        with self._lock:
+            self._advance()
+            total = self._total
+        return (
+            "# TYPE http_requests_total counter\n"
+            f'http_requests_total{{namespace="line",pod="orders-0"}} {total}\n'
+        ).encode()
+
+
+@dataclass
+class Exporter:
+    server: ThreadingHTTPServer
+
+    @property
+    def address(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"{host!s}:{port}"
+
+
+def serve_demand(demand: Demand) -> Exporter:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = demand.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return Exporter(server)
+
+
+POLICY = {
+    "minReplicas": 1,
+    "maxReplicas": 5,
+    "metrics": [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "requests_per_second"},
+                "target": {"type": "AverageValue", "averageValue": str(PER_REPLICA_RPS)},
+            },
+        }
+    ],
+    "behavior": {
+        "scaleUp": {"policies": [{"type": "Pods", "value": 10, "periodSeconds": 15}]},
+        "scaleDown": {"stabilizationWindowSeconds": 0},
+    },
+}
+
+
+@pytest.fixture
+async def orchestrator(tmp_path: Path) -> AsyncIterator[LocalOrchestrator]:
+    local = LocalOrchestrator(probe_interval_seconds=0.1, log_dir=tmp_path / "logs")
+    spec = LocalWorkloadSpec(
+        "orders",
+        namespace="line",
+        command=[sys.executable, "-c", SERVER, "{port}"],
+        readiness_path="/",
+        drain_seconds=0.2,
+        stop_timeout_seconds=2.0,
+    )
+    try:
+        result = await local.register(spec, 1)
+        assert result.ok, result.detail
+        yield local
+    finally:
+        await local.close()
+
+
+async def eventually(check: Callable[[], Any], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, f"not within {within}s: {what}"
+        await asyncio.sleep(0.2)
+
+
+async def test_scales_on_prometheus_holds_through_its_outage_and_resumes(
+    aiohttp_client: Any, prometheus_factory: PrometheusFactory, orchestrator: LocalOrchestrator
+) -> None:
+    demand = Demand()
+    demand.set(45)  # 45 requests/s against 10 per replica
+    exporter = serve_demand(demand)
+    prometheus = prometheus_factory({"orders": [exporter.address]}, scrape_interval="1s")
+    await asyncio.to_thread(prometheus.wait_for_targets_up, "orders")
+
+    async def rate_settled() -> bool:  # a full rate window of samples at the new rate
+        result = await asyncio.to_thread(prometheus.query, "sum(rate(http_requests_total[4s]))")
+        return bool(result) and abs(float(result[0]["value"][1]) - 45) < 2
+
+    await eventually(rate_settled, 20, "Prometheus sees 45 requests/s")
+    settings = load_settings(
+        environ={},
+        overrides={"token": TOKEN, "controller": {"scaling_interval_seconds": 0.5}},
+    )
+    source = PrometheusSource(prometheus.url, scrape_interval_seconds=1, timeout_seconds=2)
+    app = create_app(settings, ControllerDeps(source=source, orchestrator=orchestrator))
+    client: TestClient = await aiohttp_client(app)
+    put = await client.put("/v1/workloads/line/orders/policy", json=POLICY, headers=AUTH)
+    assert put.status == 200, await put.text()
+
+    async def replicas() -> int:
+        state = await orchestrator.get_workload(ORDERS)
+        assert state is not None
+        return state.desired_replicas
+
+    async def decisions(**query: str) -> list[dict[str, Any]]:
+        answer = await client.get("/v1/decisions", params={"target": "line/orders", **query})
+        found: list[dict[str, Any]] = (await answer.json())["decisions"]
+        return found
+
+    # One decision takes 1 -> 5 (the behavior allows +10 pods per 15 s).
+    async def at_five() -> bool:  # the decision is logged once the replicas are ready
+        return await replicas() == 5 and any(d["to_value"] == 5 for d in await decisions())
+
+    await eventually(at_five, 30, "scale-up to 5")
+    (scale_up,) = [d for d in await decisions() if d["to_value"] == 5]
+    assert (scale_up["from_value"], scale_up["actuation"]["state"]) == (1, "done")
+    assert scale_up["reason"]["inputs"]["requests_per_second_average"] == pytest.approx(45, rel=0.2)
+
+    # Prometheus goes away and the load with it: no scale-down on the missing data.
+    demand.set(50)
+    prometheus.process.stop()
+    demand.set(0)
+
+    async def source_unhealthy() -> bool:
+        status = await (await client.get("/v1/status")).json()
+        return status["source"]["healthy"] is False
+
+    await eventually(source_unhealthy, 20, "source marked unhealthy")
+    await asyncio.sleep(3)  # several passes of the engine
+    assert await replicas() == 5
+    assert await decisions(reason="metrics_unavailable")
+    metrics = await (await client.get("/metrics")).text()
+    assert 'linescale_controller_source_healthy{source="PrometheusSource"} 0.0' in metrics
+
+    # Prometheus is back: the load is now zero, so it scales in.
+    await asyncio.to_thread(prometheus.restart)
+
+    async def at_one() -> bool:
+        return await replicas() == 1 and (await decisions())[0]["to_value"] == 1
+
+    await eventually(at_one, 40, "scale-down to 1 after recovery")
+    latest = (await decisions())[0]
+    assert (latest["from_value"], latest["to_value"]) == (5, 1)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'linescale_reconcile_total{engine="scalability",result="acted"} 2.0' in metrics
