@@ -35,6 +35,8 @@ from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.scaling.engine import ENGINE as SCALABILITY
 from controller.engines.scaling.engine import ScalabilityEngine, ScalabilitySettings
 from controller.engines.scaling.policy_sources import PolicyFileError, load_policy_file
+from controller.engines.scaling.vertical_engine import ENGINE as VERTICAL
+from controller.engines.scaling.vertical_engine import VerticalEngine, VerticalSettings
 from controller.openapi import openapi_document
 from controller.orchestrators.kubernetes import KubernetesOrchestrator
 from controller.orchestrators.leader import LeaseElector
@@ -348,7 +350,31 @@ def build_reconciler(ctx: ControllerContext) -> Reconciler:
                 decision_log=ctx.decisions,
                 may_act=ctx.is_leader,
             ),
+            EngineRunner(
+                VERTICAL,
+                settings.vertical_interval_seconds,
+                build_vertical(ctx).step,
+                ctx.metrics.reconcile,
+                clock=ctx.deps.clock,
+                decision_log=ctx.decisions,
+                may_act=ctx.is_leader,
+            ),
         ]
+    )
+
+
+def build_vertical(ctx: ControllerContext) -> VerticalEngine:
+    """Vertical scaling beside the ScalabilityEngine, which it asks about recent scaling so
+    the two never move the same way at once."""
+    interval = ctx.settings.controller.vertical_interval_seconds
+    return VerticalEngine(
+        orchestrator=lambda: ctx.orchestrator,
+        source=lambda: ctx.source,
+        resolve=ctx.scalability.resolve,
+        paused=lambda ref: ref in ctx.controls.paused,
+        horizontal_direction=lambda ref: ctx.scalability.recent_direction(ref, interval),
+        settings=VerticalSettings(interval_seconds=interval),
+        clock=ctx.deps.clock,
     )
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+from engine_fakes import Cluster, Metrics
 
 from controller.engines.scaling.engine import ScalabilityEngine, ScalabilitySettings, reason_code
 from controller.engines.scaling.policy_sources import (
@@ -27,11 +27,8 @@ from controller.engines.scaling.policy_sources import (
 from controller.ports import (
     ActionResult,
     ContainerState,
-    MetricFamily,
     PodState,
-    Reading,
     Resources,
-    SourceHealth,
     WorkloadRef,
     WorkloadState,
 )
@@ -68,66 +65,8 @@ def workload(replicas: int, *, ready: int | None = None, cpu_request: int = 500)
     return WorkloadState(WEB, replicas, ready, pods)
 
 
-@dataclass
-class Cluster:
-    """An orchestrator holding workload states; ``scale`` sets the replica count."""
-
-    states: dict[WorkloadRef, WorkloadState]
-    scaled: list[tuple[WorkloadRef, int]] = field(default_factory=list)
-    answer: ActionResult = field(default_factory=lambda: ActionResult(ok=True))
-
-    async def list_workloads(self) -> Sequence[WorkloadState]:
-        return list(self.states.values())
-
-    async def get_workload(self, ref: WorkloadRef) -> WorkloadState | None:
-        return self.states.get(ref)
-
-    async def scale(self, ref: WorkloadRef, replicas: int, reason: str) -> ActionResult:
-        self.scaled.append((ref, replicas))
-        if self.answer.ok and not self.answer.dry_run:
-            self.states[ref] = replace(workload(replicas), annotations=self.states[ref].annotations)
-        return self.answer
-
-    async def resize(self, *args: object) -> ActionResult:
-        return ActionResult(ok=False, permanent=True)
-
-    async def close(self) -> None:
-        pass
-
-
-@dataclass
-class Metrics:
-    """A source answering fixed values per family; ``down`` makes it unable to answer."""
-
-    values: dict[MetricFamily, dict[WorkloadRef, float]]
-    down: bool = False
-    history_points: dict[WorkloadRef, list[tuple[float, float]]] = field(default_factory=dict)
-
-    async def current(
-        self, family: MetricFamily, workloads: Sequence[WorkloadRef], now: float
-    ) -> Reading | None:
-        if self.down:
-            return None
-        known = self.values.get(family, {})
-        values = {ref: known[ref] for ref in workloads if ref in known}
-        missing = tuple(ref for ref in workloads if ref not in known)
-        return Reading(family, values, missing, at=now)
-
-    async def history(
-        self,
-        family: MetricFamily,
-        workloads: Sequence[WorkloadRef],
-        start: float,
-        end: float,
-        step_seconds: float,
-    ) -> Mapping[WorkloadRef, Sequence[tuple[float, float]]] | None:
-        return {ref: self.history_points.get(ref, []) for ref in workloads}
-
-    def health(self) -> SourceHealth:
-        return SourceHealth(not self.down)
-
-    async def close(self) -> None:
-        pass
+def rescaled(ref: WorkloadRef, replicas: int, old: WorkloadState) -> WorkloadState:
+    return replace(workload(replicas), annotations=old.annotations)
 
 
 @dataclass
@@ -156,7 +95,7 @@ class World:
 
 def world(replicas: int, cpu_cores: float | None, policy: ScalingPolicy | None = None) -> World:
     values = {} if cpu_cores is None else {"cpu_cores": {WEB: cpu_cores}}
-    result = World(Cluster({WEB: workload(replicas)}), Metrics(values))  # type: ignore[dict-item]
+    result = World(Cluster({WEB: workload(replicas)}, rescaled), Metrics(values))  # type: ignore[dict-item]
     result.api_policies[WEB] = policy or cpu_policy()
     return result
 

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from controller.engines.scaling.forecast import Forecaster, fit_forecaster
 from controller.engines.scaling.horizontal import (
@@ -62,6 +63,7 @@ from shared.wire import Actuation, Decision, DecisionReason
 log = logging.getLogger(__name__)
 
 ENGINE = "scalability"
+Direction = Literal["up", "down", "none"]
 MAX_FORECAST_POINTS = 64  # kept in a decision's reason, for the operator's chart
 METRICS_UNAVAILABLE = "metrics_unavailable"
 
@@ -92,6 +94,7 @@ class _WorkloadMemory:
     forecaster: Forecaster | None = None
     fitted_at: float = -math.inf
     last_reason: str = ""
+    last_scaled: tuple[float, Literal["up", "down"]] | None = None  # when, which way
 
 
 @dataclass
@@ -109,6 +112,15 @@ class ScalabilityEngine:
     clock: Callable[[], float] = time.time
     _memory: dict[WorkloadRef, _WorkloadMemory] = field(default_factory=dict)
     _sequence: int = 0
+
+    def recent_direction(self, ref: WorkloadRef, within_seconds: float) -> Direction:
+        """Which way this engine scaled ``ref`` in the last ``within_seconds``, if it did:
+        the vertical engine must not resize in the same direction at the same time."""
+        memory = self._memory.get(ref)
+        if memory is None or memory.last_scaled is None:
+            return "none"
+        at, direction = memory.last_scaled
+        return direction if self.clock() - at <= within_seconds else "none"
 
     def resolve(self, state: WorkloadState) -> ResolvedPolicy:
         """The policy in force for a workload (admin API, annotation, file) and its origin."""
@@ -229,6 +241,7 @@ class ScalabilityEngine:
         result = await orchestrator.scale(ref, desired, f"{code}: {message}")
         if result.ok:
             memory.history = horizontal.history
+            memory.last_scaled = (now, "up" if desired > current else "down")
         else:  # the scale did not happen: keep the recommendation, drop the event
             memory.history = dataclasses.replace(
                 horizontal.history,
