@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import Field, ValidationError, field_validator
 
-from controller.engines.caching import CachingSettings, recommend_l1_size
+from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.scaling.horizontal import DecideInputError, decide_horizontal
 from shared.wire import MissRatioPoint, WireModel
 
@@ -61,19 +61,10 @@ def _cache_l1_size(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
         ]
         summary = "; ".join(f"{field}: {message}" for field, message in problems)
         raise DecideInputError(400, f"invalid cache_l1_size input: {summary}", problems) from None
-    settings = CachingSettings()
     started = time.perf_counter()
     try:
-        decision = recommend_l1_size(
-            body.curves,
-            body.current_capacity_bytes,
-            min_bytes=settings.min_l1_bytes,
-            max_bytes=settings.max_l1_bytes,
-            now=now,
-            target_hit_ratio=settings.target_hit_ratio,
-            knee_tolerance=settings.knee_tolerance,
-            fleet=settings.fleet,
-        )
+        engine = CachingEngine(CachingSettings())
+        decision = engine.recommend_from_curves(body.curves, body.current_capacity_bytes, now)
     except (ArithmeticError, ValueError) as error:  # ValidationError too
         raise DecideInputError(400, f"cannot evaluate this input: {error}") from None
     decision = decision.model_copy(update={"decide_seconds": time.perf_counter() - started})

@@ -28,9 +28,12 @@ class Cluster:
     scaled: list[tuple[WorkloadRef, int]] = field(default_factory=list)
     resized: list[tuple[WorkloadRef, str, Resources, Resources]] = field(default_factory=list)
     answer: ActionResult = field(default_factory=lambda: ActionResult(ok=True))
+    failing: bool = False  # listing raises, as a broken adapter might
 
     async def list_workloads(self) -> Sequence[WorkloadState]:
-        return list(self.states.values())
+        if self.failing:
+            raise ConnectionError("api server unreachable")
+        return [self.states[ref] for ref in sorted(self.states)]
 
     async def get_workload(self, ref: WorkloadRef) -> WorkloadState | None:
         return self.states.get(ref)

@@ -58,6 +58,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
+from kubernetes import client
 
 MANAGED_LABEL = "linescale.io/managed"
 
@@ -1507,3 +1508,13 @@ def serve_in_thread(app: web.Application) -> Iterator[str]:
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
+
+
+def api_client(url: str, token: str | None) -> client.ApiClient:
+    """The real ``kubernetes`` client, pointed at a served double with a bearer token (none:
+    unauthenticated)."""
+    configuration = client.Configuration(host=url)
+    if token:
+        configuration.api_key = {"BearerToken": token}
+        configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    return client.ApiClient(configuration)

@@ -427,9 +427,21 @@ class CachingEngine:
                 r.report.cache_capacity_bytes for r in fresh if r.report.cache_capacity_bytes
             ]
             current_capacity_bytes = statistics.median_low(reported) if reported else 0
+        return self.recommend_from_curves(
+            [r.report.cache_mrc for r in fresh], current_capacity_bytes, now, decision_id
+        )
+
+    def recommend_from_curves(
+        self,
+        curves: Sequence[Sequence[MissRatioPoint]],
+        current_capacity_bytes: int,
+        now: float,
+        decision_id: str | None = None,
+    ) -> Decision:
+        """``recommend_l1_size`` under this engine's settings (bounds, target, knee)."""
         settings = self._settings
         return recommend_l1_size(
-            [r.report.cache_mrc for r in fresh],
+            curves,
             current_capacity_bytes,
             min_bytes=settings.min_l1_bytes,
             max_bytes=settings.max_l1_bytes,

@@ -4,8 +4,7 @@ bottlenecks, recommendations and dry decisions. (The real orchestrators have the
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,19 +12,16 @@ from aiohttp.test_utils import TestClient
 
 from controller.app import CONTROLLER, ControllerContext, ControllerDeps, create_app
 from controller.ports import (
-    ActionResult,
     ContainerState,
-    MetricFamily,
     PodState,
-    Reading,
     Resources,
-    SourceHealth,
     WorkloadRef,
     WorkloadState,
 )
 from shared.config import Settings, load_settings
 from shared.wire import Decision, parse
 
+from engine_fakes import Cluster, Metrics
 from messages import TOKEN, decision, finding, report
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,87 +38,30 @@ class FakeClock:
         return self.now
 
 
-@dataclass
-class FakeOrchestrator:
-    """Two workloads; ``failing`` makes listing raise, as a broken adapter might."""
-
-    workloads: tuple[WorkloadState, ...] = (
-        WorkloadState(
-            ref=WEB,
-            desired_replicas=2,
-            ready_replicas=1,
-            pods=(
-                PodState(
-                    name="web-0",
-                    ready=True,
-                    node="node-1",
-                    address="10.0.0.5:8080",
-                    containers=(
-                        ContainerState(
-                            "app",
-                            requests=Resources(cpu_millicores=250, memory_bytes=128 * MIB),
-                            limits=Resources(memory_bytes=256 * MIB),
-                        ),
+WORKLOADS: tuple[WorkloadState, ...] = (
+    WorkloadState(
+        ref=WEB,
+        desired_replicas=2,
+        ready_replicas=1,
+        pods=(
+            PodState(
+                name="web-0",
+                ready=True,
+                node="node-1",
+                address="10.0.0.5:8080",
+                containers=(
+                    ContainerState(
+                        "app",
+                        requests=Resources(cpu_millicores=250, memory_bytes=128 * MIB),
+                        limits=Resources(memory_bytes=256 * MIB),
                     ),
                 ),
-                PodState(name="web-1", ready=False),
             ),
+            PodState(name="web-1", ready=False),
         ),
-        WorkloadState(ref=DB, desired_replicas=1, ready_replicas=1),
-    )
-    failing: bool = False
-    actions: list[str] = field(default_factory=list)
-
-    async def list_workloads(self) -> Sequence[WorkloadState]:
-        if self.failing:
-            raise ConnectionError("api server unreachable")
-        return sorted(self.workloads, key=lambda state: state.ref)
-
-    async def get_workload(self, ref: WorkloadRef) -> WorkloadState | None:
-        return next((state for state in self.workloads if state.ref == ref), None)
-
-    async def scale(self, ref: WorkloadRef, replicas: int, reason: str) -> ActionResult:
-        self.actions.append(f"scale {ref} {replicas}")
-        return ActionResult(ok=True)
-
-    async def resize(
-        self,
-        ref: WorkloadRef,
-        container: str,
-        requests: Resources,
-        limits: Resources,
-        reason: str,
-    ) -> ActionResult:
-        self.actions.append(f"resize {ref} {container}")
-        return ActionResult(ok=True)
-
-    async def close(self) -> None:
-        return None
-
-
-class FakeSource:
-    """A metrics source that never has an answer: the admin API does not read metrics."""
-
-    async def current(
-        self, family: MetricFamily, workloads: Sequence[WorkloadRef], now: float
-    ) -> Reading | None:
-        return None
-
-    async def history(
-        self,
-        family: MetricFamily,
-        workloads: Sequence[WorkloadRef],
-        start: float,
-        end: float,
-        step_seconds: float,
-    ) -> Mapping[WorkloadRef, Sequence[tuple[float, float]]] | None:
-        return None
-
-    def health(self) -> SourceHealth:
-        return SourceHealth(healthy=True)
-
-    async def close(self) -> None:
-        return None
+    ),
+    WorkloadState(ref=DB, desired_replicas=1, ready_replicas=1),
+)
 
 
 def settings() -> Settings:
@@ -137,15 +76,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def orchestrator() -> FakeOrchestrator:
-    return FakeOrchestrator()
+def orchestrator() -> Cluster:
+    """The two workloads; the admin API never scales, so a scale changes nothing here."""
+    return Cluster({state.ref: state for state in WORKLOADS}, lambda ref, n, old: old)
 
 
 @pytest.fixture
-async def client(
-    aiohttp_client: Any, clock: FakeClock, orchestrator: FakeOrchestrator
-) -> TestClient:
-    deps = ControllerDeps(clock=clock, orchestrator=orchestrator, source=FakeSource())
+async def client(aiohttp_client: Any, clock: FakeClock, orchestrator: Cluster) -> TestClient:
+    deps = ControllerDeps(clock=clock, orchestrator=orchestrator, source=Metrics({}, down=True))
     return await aiohttp_client(create_app(settings(), deps))  # type: ignore[no-any-return]
 
 
@@ -251,7 +189,7 @@ async def test_unknown_or_malformed_workload_is_a_json_404(
 
 
 async def test_failing_orchestrator_is_a_503_not_a_500(
-    client: TestClient, orchestrator: FakeOrchestrator
+    client: TestClient, orchestrator: Cluster
 ) -> None:
     orchestrator.failing = True
     for method, path in [("GET", "/v1/workloads"), ("POST", "/v1/workloads/shop/web/pause")]:
@@ -590,9 +528,7 @@ def decide(**changes: Any) -> dict[str, Any]:
     }
 
 
-async def test_decide_evaluates_without_acting(
-    client: TestClient, orchestrator: FakeOrchestrator
-) -> None:
+async def test_decide_evaluates_without_acting(client: TestClient, orchestrator: Cluster) -> None:
     status, body = await answer(client, "POST", "/v1/decide", json=decide(), headers=AUTH)
     assert status == 200
     decided = parse(Decision, json.dumps(body))
@@ -605,7 +541,7 @@ async def test_decide_evaluates_without_acting(
     assert isinstance(decided.to_value, float)
     assert 16 * MIB <= decided.to_value <= 64 * MIB
     assert len(context(client).decisions) == 0
-    assert orchestrator.actions == []
+    assert (orchestrator.scaled, orchestrator.resized) == ([], [])
 
 
 async def test_decide_keeps_the_size_without_curves(client: TestClient) -> None:

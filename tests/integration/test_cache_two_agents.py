@@ -3,15 +3,13 @@ and degradation to L1 when Redis stops, with recovery when it returns."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
 from shared.cache_client import CacheClient
 
 from messages import TOKEN
 from services import ControlledRedis, LinescaleFactory, LinescaleServer
+from waiting import eventually
 
 INVALIDATION_BOUND_SECONDS = 0.1  # the goal: delete to every L1 under 100 ms on loopback
 
@@ -22,15 +20,6 @@ def start_agent(factory: LinescaleFactory, node: str, redis_url: str) -> Linesca
         ["--node", node, "--zone", "a", "--redis", redis_url],
         env={"LINESCALE_TOKEN": TOKEN, "LINESCALE_AGENT__CACHE__REDIS_TIMEOUT_SECONDS": "0.2"},
     )
-
-
-def eventually(check: Callable[[], bool], within: float) -> float:
-    """Seconds until ``check()`` held, polling every millisecond; fails after ``within``."""
-    started = time.perf_counter()
-    while not check():
-        assert time.perf_counter() - started < within, f"not true within {within}s"
-        time.sleep(0.001)
-    return time.perf_counter() - started
 
 
 @pytest.mark.services
@@ -50,7 +39,7 @@ def test_put_through_a_reads_through_b_and_delete_reaches_b_within_the_bound(
         assert second.level == "L1"
 
         via_a.delete("parts", "bolt")
-        took = eventually(lambda: via_b.get("parts", "bolt") is None, within=1.0)
+        took = eventually(lambda: via_b.get("parts", "bolt") is None, within=1.0, poll=0.001)
         assert took < INVALIDATION_BOUND_SECONDS * 5  # generous: the benchmark measures p99
 
         via_a.put("parts", "bolt", b"v2", ttl_seconds=60)
@@ -83,5 +72,7 @@ def test_redis_down_both_agents_serve_l1_without_errors_and_recover(
 
         controlled_redis.restart()
         # Recovery by itself: a write reaches L2 again (version > 0) and B reads it through.
-        eventually(lambda: via_a.put("parts", "after", b"a", ttl_seconds=60) > 0, within=15.0)
-        eventually(lambda: via_b.get("parts", "after") is not None, within=15.0)
+        eventually(
+            lambda: via_a.put("parts", "after", b"a", ttl_seconds=60) > 0, within=15.0, poll=0.001
+        )
+        eventually(lambda: via_b.get("parts", "after") is not None, within=15.0, poll=0.001)

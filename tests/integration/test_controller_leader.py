@@ -4,9 +4,8 @@ takes over, through a coordination.k8s.io Lease, via the real kubernetes client.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 from kube_api_double import KubeApiDouble, serve_in_thread
 from messages import TOKEN
 from services import LinescaleFactory, LinescaleServer
+from waiting import eventually
 
 KUBE_TOKEN = "controller-sa-token"
 RBAC = {
@@ -63,14 +63,6 @@ def leader_gauge(controller: LinescaleServer) -> float:
             if line.startswith("linescale_controller_leader "):
                 return float(line.split()[1])
     raise AssertionError("linescale_controller_leader not exposed")
-
-
-def eventually(check: Callable[[], bool], within: float) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < within, f"not true within {within}s"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def test_one_replica_leads_and_the_other_takes_over_when_it_stops(

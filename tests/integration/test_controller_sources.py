@@ -4,28 +4,20 @@ unhealthy (in /v1/status and in a metric) while it is down, and healthy again af
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from messages import TOKEN
 from services import LinescaleFactory, PrometheusFactory
+from waiting import eventually
 
 
 def status_of(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/v1/status", timeout=5) as response:
         status: dict[str, Any] = json.load(response)
         return status
-
-
-def eventually(check: Callable[[], bool], within: float) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, f"not true within {within}s"
-        time.sleep(0.2)
 
 
 @pytest.mark.services

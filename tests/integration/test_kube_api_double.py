@@ -15,6 +15,7 @@ from kubernetes import client
 from kube_api_double import (
     MERGE_PATCH,
     KubeApiDouble,
+    api_client,
     container,
     deployment,
     node,
@@ -58,14 +59,6 @@ def served() -> Iterator[tuple[KubeApiDouble, str]]:
     double = make_double()
     with serve_in_thread(double.app()) as url:
         yield double, url
-
-
-def api_client(url: str, token: str) -> client.ApiClient:
-    configuration = client.Configuration(host=url)
-    if token:
-        configuration.api_key = {"BearerToken": token}
-        configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    return client.ApiClient(configuration)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-from kube_rbac import CONTROLLER_RBAC
 from kubernetes import client
 
 from controller.orchestrators.kubernetes import KubernetesOrchestrator
@@ -23,12 +22,14 @@ from kube_api_double import (
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,
     KubeApiDouble,
+    api_client,
     container,
     deployment,
     pods_for,
     serve_in_thread,
     statefulset,
 )
+from kube_rbac import CONTROLLER_RBAC
 
 NS = "line-b"
 MI = 2**20
@@ -82,13 +83,6 @@ def make_double(**kwargs: Any) -> KubeApiDouble:
     )
 
 
-def api_client(url: str, token: str = CONTROLLER) -> client.ApiClient:
-    configuration = client.Configuration(host=url)
-    configuration.api_key = {"BearerToken": token}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    return client.ApiClient(configuration)
-
-
 @pytest.fixture
 def served() -> Iterator[tuple[KubeApiDouble, str]]:
     double = make_double()
@@ -104,7 +98,10 @@ def double(served: tuple[KubeApiDouble, str]) -> KubeApiDouble:
 @pytest.fixture
 async def kube(served: tuple[KubeApiDouble, str]) -> AsyncIterator[KubernetesOrchestrator]:
     orchestrator = KubernetesOrchestrator(
-        api_client(served[1]), timeout_seconds=5, backoff_seconds=3, instance="controller-0"
+        api_client(served[1], CONTROLLER),
+        timeout_seconds=5,
+        backoff_seconds=3,
+        instance="controller-0",
     )
     yield orchestrator
     await orchestrator.close()
@@ -153,7 +150,7 @@ async def test_reads_pods_resources_and_readiness(
 
 
 async def test_restricted_to_namespaces(served: tuple[KubeApiDouble, str]) -> None:
-    kube = KubernetesOrchestrator(api_client(served[1]), namespaces=["line-a"])
+    kube = KubernetesOrchestrator(api_client(served[1], CONTROLLER), namespaces=["line-a"])
     try:
         assert [w.ref for w in await kube.list_workloads()] == [BATCH]
         assert await kube.get_workload(WEB) is None
@@ -179,7 +176,7 @@ async def test_unreadable_namespace_is_left_out_and_reported(
 ) -> None:
     double, url = served
     double.fail_next(r"/statefulsets$", 503)
-    kube = KubernetesOrchestrator(api_client(url))
+    kube = KubernetesOrchestrator(api_client(url, CONTROLLER))
     try:
         assert [w.ref for w in await kube.list_workloads()] == [BATCH, IDLE, WEB]
         assert kube.last_error == "the server is currently unable to handle the request"
@@ -192,7 +189,7 @@ async def test_workload_whose_pods_cannot_be_listed_is_left_out(
 ) -> None:
     double, url = served
     double.fail_next(r"/namespaces/line-b/pods$", 500)  # the first pod list: web's
-    kube = KubernetesOrchestrator(api_client(url))
+    kube = KubernetesOrchestrator(api_client(url, CONTROLLER))
     try:
         refs = [w.ref for w in await kube.list_workloads()]
     finally:
@@ -421,7 +418,7 @@ async def test_resize_in_place_on_every_pod(
 async def test_resize_falls_back_to_the_pod_template_without_the_subresource() -> None:
     double = make_double(resize_supported=False)
     with serve_in_thread(double.app()) as url:
-        kube = KubernetesOrchestrator(api_client(url))
+        kube = KubernetesOrchestrator(api_client(url, CONTROLLER))
         try:
             result = await kube.resize(
                 WEB, "app", Resources(cpu_millicores=750), Resources(), "p90 CPU above request"
@@ -446,7 +443,7 @@ async def test_template_patch_conflict_is_retried() -> None:
     double = make_double(resize_supported=False)
     double.fail_next(r"/deployments/web$", 409, method="PATCH")
     with serve_in_thread(double.app()) as url:
-        kube = KubernetesOrchestrator(api_client(url))
+        kube = KubernetesOrchestrator(api_client(url, CONTROLLER))
         try:
             result = await kube.resize(WEB, "app", Resources(cpu_millicores=750), Resources(), "x")
         finally:
@@ -508,7 +505,7 @@ async def test_resize_with_nothing_to_change(kube: KubernetesOrchestrator) -> No
 
 async def test_dry_run_writes_nothing(served: tuple[KubeApiDouble, str]) -> None:
     double, url = served
-    kube = KubernetesOrchestrator(api_client(url), dry_run=True)
+    kube = KubernetesOrchestrator(api_client(url, CONTROLLER), dry_run=True)
     try:
         scaled = await kube.scale(WEB, 5, "load")
         resized = await kube.resize(WEB, "app", Resources(cpu_millicores=400), Resources(), "cpu")
@@ -564,7 +561,7 @@ class FakeClock:
 
 @pytest.fixture
 def apis(served: tuple[KubeApiDouble, str]) -> Iterator[list[client.CoordinationV1Api]]:
-    clients = [api_client(served[1]) for _ in range(2)]
+    clients = [api_client(served[1], CONTROLLER) for _ in range(2)]
     yield [client.CoordinationV1Api(c) for c in clients]
     for c in clients:
         c.close()

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import threading
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +20,10 @@ from controller.ports import WorkloadRef
 from controller.sources.prometheus import PrometheusSource
 from shared.config import load_settings
 
+from demand_exporter import Demand, serve_demand
 from messages import TOKEN
 from services import PrometheusFactory
+from waiting import eventually_async
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
 
@@ -48,64 +46,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
-
-
-class Demand:
-    """``http_requests_total`` of the orders pods, growing at ``rate`` per second overall."""
-
-    def __init__(self) -> None:
-        self.rate = 0.0
-        self._total = 0.0
-        self._at = time.monotonic()
-        self._lock = threading.Lock()
-
-    def set(self, rate: float) -> None:
-        with self._lock:
-            self._advance()
-            self.rate = rate
-
-    def _advance(self) -> None:
-        now = time.monotonic()
-        self._total += self.rate * (now - self._at)
-        self._at = now
-
-    def exposition(self) -> bytes:
-        with self._lock:
-            self._advance()
-            total = self._total
-        return (
-            "# TYPE http_requests_total counter\n"
-            f'http_requests_total{{namespace="line",pod="orders-0"}} {total}\n'
-        ).encode()
-
-
-@dataclass
-class Exporter:
-    server: ThreadingHTTPServer
-
-    @property
-    def address(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"{host!s}:{port}"
-
-
-def serve_demand(demand: Demand) -> Exporter:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = demand.exposition()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return Exporter(server)
 
 
 POLICY = {
@@ -146,13 +86,6 @@ async def orchestrator(tmp_path: Path) -> AsyncIterator[LocalOrchestrator]:
         await local.close()
 
 
-async def eventually(check: Callable[[], Any], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, f"not within {within}s: {what}"
-        await asyncio.sleep(0.2)
-
-
 async def test_scales_on_prometheus_holds_through_its_outage_and_resumes(
     aiohttp_client: Any, prometheus_factory: PrometheusFactory, orchestrator: LocalOrchestrator
 ) -> None:
@@ -166,7 +99,7 @@ async def test_scales_on_prometheus_holds_through_its_outage_and_resumes(
         result = await asyncio.to_thread(prometheus.query, "sum(rate(http_requests_total[4s]))")
         return bool(result) and abs(float(result[0]["value"][1]) - 45) < 2
 
-    await eventually(rate_settled, 20, "Prometheus sees 45 requests/s")
+    await eventually_async(rate_settled, 20, "Prometheus sees 45 requests/s")
     settings = load_settings(
         environ={},
         overrides={"token": TOKEN, "controller": {"scaling_interval_seconds": 0.5}},
@@ -191,7 +124,7 @@ async def test_scales_on_prometheus_holds_through_its_outage_and_resumes(
     async def at_five() -> bool:  # the decision is logged once the replicas are ready
         return await replicas() == 5 and any(d["to_value"] == 5 for d in await decisions())
 
-    await eventually(at_five, 30, "scale-up to 5")
+    await eventually_async(at_five, 30, "scale-up to 5")
     (scale_up,) = [d for d in await decisions() if d["to_value"] == 5]
     assert (scale_up["from_value"], scale_up["actuation"]["state"]) == (1, "done")
     assert scale_up["reason"]["inputs"]["requests_per_second_average"] == pytest.approx(45, rel=0.2)
@@ -205,7 +138,7 @@ async def test_scales_on_prometheus_holds_through_its_outage_and_resumes(
         status = await (await client.get("/v1/status")).json()
         return status["source"]["healthy"] is False
 
-    await eventually(source_unhealthy, 20, "source marked unhealthy")
+    await eventually_async(source_unhealthy, 20, "source marked unhealthy")
     await asyncio.sleep(3)  # several passes of the engine
     assert await replicas() == 5
     assert await decisions(reason="metrics_unavailable")
@@ -218,7 +151,7 @@ async def test_scales_on_prometheus_holds_through_its_outage_and_resumes(
     async def at_one() -> bool:
         return await replicas() == 1 and (await decisions())[0]["to_value"] == 1
 
-    await eventually(at_one, 40, "scale-down to 1 after recovery")
+    await eventually_async(at_one, 40, "scale-down to 1 after recovery")
     latest = (await decisions())[0]
     assert (latest["from_value"], latest["to_value"]) == (5, 1)
     metrics = await (await client.get("/metrics")).text()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from kube_rbac import CONTROLLER_RBAC
 
 MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "daemonset" / "controller-rbac.yaml"

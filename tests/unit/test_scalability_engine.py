@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
-from engine_fakes import Cluster, Metrics
 
 from controller.engines.scaling.engine import ScalabilityEngine, ScalabilitySettings, reason_code
 from controller.engines.scaling.policy_sources import (
@@ -35,6 +34,8 @@ from controller.ports import (
 from controller.reconcile import StepContext
 from shared.scaling_policy import ScalingPolicy, parse_policy
 from shared.wire import Decision
+
+from engine_fakes import Cluster, Metrics
 
 WEB = WorkloadRef("line", "web", "Deployment")
 NOW = 1_700_000_000.0

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from engine_fakes import Cluster, Metrics
 
 from controller.engines.scaling.engine import Direction
 from controller.engines.scaling.policy_sources import ResolvedPolicy
@@ -27,6 +26,8 @@ from controller.ports import (
 )
 from controller.reconcile import Outcome, StepContext
 from shared.scaling_policy import parse_policy
+
+from engine_fakes import Cluster, Metrics
 
 WEB = WorkloadRef("line", "web", "Deployment")
 NOW = 1_700_000_000.0

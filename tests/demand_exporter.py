@@ -1,0 +1,97 @@
+"""A request counter served over HTTP, for tests that scale on ``requests_per_second``.
+
+``Demand`` is one pod's ``http_requests_total``, growing at ``rate`` per second (set it any
+time); ``serve_demand`` exposes it in the Prometheus text format from a thread, so Prometheus
+or the controller's ``ScrapeSource`` can scrape it like an application pod.
+
+With ``timestamps=True`` every sample carries the millisecond timestamp its value was computed
+at (the exposition format allows it, and both scrapers honour it): the rate a scraper computes
+is then exactly ``rate``, however late the scrape runs on a loaded machine. Without it, the
+scraper stamps samples with its own clock and the rate it sees wobbles with scheduling.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def _wall_clock_ms() -> float:
+    """Wall-clock seconds truncated to the millisecond a timestamped sample can carry."""
+    return math.floor(time.time() * 1000) / 1000
+
+
+class Demand:
+    """``http_requests_total{namespace, pod}``, growing at ``rate`` per second."""
+
+    def __init__(
+        self, namespace: str = "line", pod: str = "orders-0", *, timestamps: bool = False
+    ) -> None:
+        self.namespace = namespace
+        self.pod = pod
+        self.timestamps = timestamps
+        self.rate = 0.0
+        self._clock: Callable[[], float] = _wall_clock_ms if timestamps else time.monotonic
+        self._total = 0.0
+        self._at = self._clock()
+        self._lock = threading.Lock()
+
+    def set(self, rate: float) -> None:
+        with self._lock:
+            self._advance()
+            self.rate = rate
+
+    def _advance(self) -> None:
+        now = self._clock()
+        self._total += self.rate * (now - self._at)
+        self._at = now
+
+    def exposition(self) -> bytes:
+        with self._lock:
+            self._advance()
+            total, at = self._total, self._at
+        stamp = f" {round(at * 1000)}" if self.timestamps else ""
+        return (
+            "# TYPE http_requests_total counter\n"
+            f'http_requests_total{{namespace="{self.namespace}",pod="{self.pod}"}} '
+            f"{total}{stamp}\n"
+        ).encode()
+
+
+@dataclass
+class Exporter:
+    server: ThreadingHTTPServer
+
+    @property
+    def address(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"{host!s}:{port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_demand(demand: Demand) -> Exporter:
+    """Serve ``demand``'s exposition on every path of a free loopback port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = demand.exposition()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return Exporter(server)

@@ -1,0 +1,294 @@
+"""Scale-out 1 -> 1000 end to end: the controller app decides once and patches the scale
+subresource once, through the real ``kubernetes`` client and the API double; a cluster
+simulator then brings the 1000 pods up with simulated start times.
+
+The requirement: with a policy that allows it, one decision takes a workload from 1 to 1000
+replicas, and decision plus actuation take under 5 s; the rest is the cluster's start-up time.
+The figures are printed (``pytest -s``).
+
+Expected values are the HPA's arithmetic, by hand. The Pods metric ``requests_per_second``
+with an ``AverageValue`` target of 10: one ready pod serving 10,000 requests/s averages 10,000,
+a usage ratio of 1,000, so ``ceil(1000 x 1 ready pod) = 1000`` replicas
+(``calcPlainMetricReplicas`` in ``replica_calculator.go``); the behavior allows 1 + 1000 pods
+within 15 s and ``maxReplicas`` is 1000, so neither limit bites. Once 1000 pods share the same
+10,000 requests/s each averages 10, a ratio of 1.0: within the tolerance, nothing changes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from controller.app import ControllerDeps, create_app
+from controller.orchestrators.kubernetes import KubernetesOrchestrator
+from controller.ports import WorkloadRef
+from controller.sources.scrape import ScrapeSource
+from controller.sources.workloads import workload_of
+from shared.config import load_settings
+
+from demand_exporter import Demand, serve_demand
+from kube_api_double import KubeApiDouble, api_client, deployment, serve_in_thread
+from kube_cluster_sim import BURST_REPLICAS, ClusterSim, StartTime
+from kube_rbac import CONTROLLER_RBAC
+from messages import TOKEN
+from waiting import eventually_async
+
+pytestmark = pytest.mark.timeout(120)
+
+NS = "shop"
+BURST = WorkloadRef(NS, "burst", "Deployment")
+CONTROLLER = "controller-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SCALE_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/burst/scale"
+REQUESTS_PER_SECOND = 10_000.0
+PER_POD_TARGET = 10
+MAX_REPLICAS = 1000
+DECIDE_AND_ACTUATE_BUDGET_SECONDS = 5.0
+SCALABILITY = '{engine="scalability"}'
+PASS_SECONDS = "linescale_reconcile_duration_seconds"
+POLICY = {
+    "minReplicas": 1,
+    "maxReplicas": MAX_REPLICAS,
+    "metrics": [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "requests_per_second"},
+                "target": {"type": "AverageValue", "averageValue": str(PER_POD_TARGET)},
+            },
+        }
+    ],
+    "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 1000, "periodSeconds": 15}]}},
+}
+
+
+def burst_double() -> KubeApiDouble:
+    """Deployment ``burst``, 1 replica wanted and no pod yet: the simulator makes it."""
+    return KubeApiDouble(
+        tokens={CONTROLLER: set(CONTROLLER_RBAC)},
+        deployments=[deployment("burst", NS, replicas=1, ready_replicas=0)],
+    )
+
+
+def stored_burst(double: KubeApiDouble) -> dict[str, Any]:
+    obj = double.find("deployments", NS, "burst")
+    assert obj is not None
+    return obj
+
+
+def sample(metrics: str, name: str) -> float:
+    """A sample's value from a Prometheus text exposition (0 when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# --- the simulator itself ------------------------------------------------------------------------
+
+
+# One sync per row after the scale from 1 to 1000, the start time fixed at 2 s: (seconds after
+# the scale, pods created, pods ready, why). The expectations follow replica_set.go: at most
+# BurstReplicas (500) creations per sync, so the 999 missing pods take two syncs; each pod is
+# ready 2 s after its creation.
+SCALE_UP_SYNCS = [
+    (0.0, 1 + BURST_REPLICAS, 1, "the first sync creates a burst of 500"),
+    (0.1, 1000, 1, "the second sync creates the remaining 499"),
+    (1.9, 1000, 1, "no new pod is ready before its start time"),
+    (2.0, 1000, 1 + BURST_REPLICAS, "the first burst is ready 2 s after its creation"),
+    (2.1, 1000, 1000, "the second burst is ready 2 s after its creation"),
+]
+
+
+def test_cluster_sim_creates_pods_in_bursts_and_starts_them_after_their_start_time() -> None:
+    double = burst_double()
+    now = [1000.0]
+    sim = ClusterSim(
+        double, NS, "burst", start_time=StartTime(2.0, 0.0), seed=1, clock=lambda: now[0]
+    )
+    sim.sync_once()
+    (first,) = double.pods
+    assert (first["status"]["phase"], sim.ready_count) == ("Pending", 0)
+    assert "podIP" not in first["status"]  # no sandbox yet
+    assert stored_burst(double)["status"]["unavailableReplicas"] == 1
+    now[0] += 2.0
+    sim.sync_once()
+    assert (first["status"]["phase"], first["status"]["podIP"]) == ("Running", "10.2.0.1")
+    assert {c["type"]: c["status"] for c in first["status"]["conditions"]}["Ready"] == "True"
+
+    double.write("deployments", NS, "burst", lambda d: d["spec"].update(replicas=1000))
+    scaled_at = now[0]
+    for offset, created, ready, why in SCALE_UP_SYNCS:
+        now[0] = scaled_at + offset
+        sim.sync_once()
+        status = stored_burst(double)["status"]
+        observed = (len(double.pods), status["replicas"], status["readyReplicas"])
+        assert observed == (created, created, ready), why
+        assert status["unavailableReplicas"] == 1000 - ready, why
+    assert stored_burst(double)["status"]["observedGeneration"] == 2  # the scale bumped it
+    names = {p["metadata"]["name"] for p in double.pods}
+    assert len(names) == 1000
+    assert {workload_of(name) for name in names} == {"burst"}  # Deployment pod names
+    assert sim.all_ready_at(1000) == scaled_at + 2.1
+
+
+# --- end to end ----------------------------------------------------------------------------------
+
+
+async def test_one_decision_scales_1_to_1000_within_5s_and_the_cluster_brings_them_up(
+    aiohttp_client: Any,
+) -> None:
+    double = burst_double()
+    patch_arrived: list[float] = []
+    double.before_next(
+        r"/deployments/burst/scale$", lambda _: patch_arrived.append(time.time()), method="PATCH"
+    )
+    start_time = StartTime(mean_seconds=2.0, stddev_seconds=0.5, min_seconds=0.5)
+    with (
+        serve_in_thread(double.app()) as url,
+        ClusterSim(double, NS, "burst", start_time=start_time, seed=7) as sim,
+    ):
+
+        async def first_pod_ready() -> bool:
+            return sim.ready_count == 1
+
+        await eventually_async(first_pod_ready, 30, "the first pod ready")
+        demand = Demand(NS, sim.pod_names[0], timestamps=True)
+        demand.set(REQUESTS_PER_SECOND)
+        exporter = serve_demand(demand)
+        try:
+            source = ScrapeSource(lambda: [exporter.address], interval_seconds=1)
+            orchestrator = KubernetesOrchestrator(
+                api_client(url, CONTROLLER),
+                timeout_seconds=30,
+                backoff_seconds=3,
+                instance="controller-0",
+            )
+            settings = load_settings(
+                environ={},
+                overrides={"token": TOKEN, "controller": {"scaling_interval_seconds": 0.5}},
+            )
+            app = create_app(settings, ControllerDeps(source=source, orchestrator=orchestrator))
+            test_client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
+            try:
+                await scale_out(test_client, double, sim, orchestrator, source, patch_arrived)
+            finally:
+                await test_client.close()  # the controller stops before the API double does
+        finally:
+            exporter.close()
+
+
+async def scale_out(
+    test_client: TestClient[web.Request, web.Application],
+    double: KubeApiDouble,
+    sim: ClusterSim,
+    orchestrator: KubernetesOrchestrator,
+    source: ScrapeSource,
+    patch_arrived: list[float],
+) -> None:
+    async def rate_seen() -> bool:  # so the first pass with the policy has its metric
+        reading = await source.current("requests_per_second", [BURST], time.time())
+        return reading is not None and BURST in reading.values
+
+    await eventually_async(rate_seen, 30, "the scrape source sees the request rate")
+
+    async def decisions() -> list[dict[str, Any]]:
+        answer = await test_client.get(
+            "/v1/decisions", params={"target": str(BURST), "limit": "100"}
+        )
+        assert answer.status == 200, await answer.text()
+        found: list[dict[str, Any]] = (await answer.json())["decisions"]
+        return found
+
+    async def metrics() -> str:
+        return await (await test_client.get("/metrics")).text()
+
+    put = await test_client.put(f"/v1/workloads/{NS}/burst/policy", json=POLICY, headers=AUTH)
+    assert put.status == 200, await put.text()
+
+    async def scaled() -> bool:
+        return any(d["to_value"] != d["from_value"] for d in await decisions())
+
+    await eventually_async(scaled, 30, "the scale-out decision")
+    (decision,) = [d for d in await decisions() if d["to_value"] != d["from_value"]]
+    assert (decision["from_value"], decision["to_value"]) == (1, MAX_REPLICAS)
+    assert decision["actuation"]["state"] == "done", decision["actuation"]
+    inputs = decision["reason"]["inputs"]
+    assert inputs["requests_per_second_average"] == pytest.approx(REQUESTS_PER_SECOND)
+    assert inputs["raw_recommendation"] == MAX_REPLICAS  # ceil(10,000 / 10 x 1 ready pod)
+
+    patches = [c for c in double.writes() if c.path == SCALE_PATH]
+    assert [(c.method, c.body["spec"]["replicas"]) for c in patches] == [("PATCH", MAX_REPLICAS)]
+    assert stored_burst(double)["spec"]["replicas"] == MAX_REPLICAS
+
+    decided_at, decide_seconds = decision["decided_at"], decision["decide_seconds"]
+    actuated_seconds = decision["actuation"]["finished_at"] - decided_at
+    assert decide_seconds + actuated_seconds < DECIDE_AND_ACTUATE_BUDGET_SECONDS
+
+    async def all_ready() -> bool:
+        status = stored_burst(double)["status"]
+        return sim.ready_count == MAX_REPLICAS and status.get("readyReplicas") == MAX_REPLICAS
+
+    await eventually_async(all_ready, 60, "1000 pods ready")
+    all_ready_at = sim.all_ready_at(MAX_REPLICAS)
+    assert all_ready_at is not None
+
+    # The passes that follow see 1000 ready pods at 10 requests/s each: nothing to change.
+    unchanged = 'linescale_reconcile_total{engine="scalability",result="unchanged"}'
+    exposition = await metrics()
+    before = sample(exposition, unchanged)
+    passes_before = sample(exposition, f"{PASS_SECONDS}_count{SCALABILITY}")
+    pass_seconds_before = sample(exposition, f"{PASS_SECONDS}_sum{SCALABILITY}")
+
+    async def three_more_passes() -> bool:
+        return sample(await metrics(), unchanged) >= before + 3
+
+    await eventually_async(three_more_passes, 60, "three engine passes after the pods are ready")
+    exposition = await metrics()
+    assert sample(exposition, 'linescale_reconcile_total{engine="scalability",result="acted"}') == 1
+    assert sample(exposition, 'linescale_reconcile_total{engine="scalability",result="error"}') == 0
+    assert [c for c in double.writes() if c.path == SCALE_PATH] == patches
+    assert stored_burst(double)["spec"]["replicas"] == MAX_REPLICAS
+    later = [d for d in await decisions() if d["id"] != decision["id"]]
+    assert all(d["from_value"] == d["to_value"] == MAX_REPLICAS for d in later), later
+
+    listing = []
+    for _ in range(3):
+        started = time.perf_counter()
+        state = await orchestrator.get_workload(BURST)
+        listing.append(time.perf_counter() - started)
+        assert state is not None
+        assert (len(state.pods), state.ready_replicas) == (MAX_REPLICAS, MAX_REPLICAS)
+    passes = sample(exposition, f"{PASS_SECONDS}_count{SCALABILITY}") - passes_before
+    pass_seconds = sample(exposition, f"{PASS_SECONDS}_sum{SCALABILITY}") - pass_seconds_before
+    (patched_at,) = patch_arrived
+    start = sim.start_time
+    budget = DECIDE_AND_ACTUATE_BUDGET_SECONDS
+    figures = {
+        "decide (decide_seconds)": f"{decide_seconds * 1000:.1f} ms",
+        "pass start -> PATCH at the API": f"{(patched_at - decided_at) * 1000:.1f} ms",
+        "pass start -> actuation finished": f"{actuated_seconds * 1000:.1f} ms",
+        f"decide + actuation (budget {budget:g} s)": (
+            f"{(decide_seconds + actuated_seconds) * 1000:.1f} ms"
+        ),
+        f"PATCH -> all {MAX_REPLICAS} pods ready": f"{all_ready_at - patched_at:.2f} s",
+        f"pass start -> all {MAX_REPLICAS} pods ready": f"{all_ready_at - decided_at:.2f} s",
+        f"get_workload with {MAX_REPLICAS} pods, 3 reads": ", ".join(
+            f"{seconds * 1000:.0f} ms" for seconds in listing
+        ),
+        f"engine pass with {MAX_REPLICAS} pods, mean": (
+            f"{pass_seconds / passes * 1000:.1f} ms over {passes:.0f} passes"
+        ),
+        "held decisions after the scale": str([d["reason"]["code"] for d in later]),
+    }
+    print(
+        f"\nscale-out 1 -> {MAX_REPLICAS}: {REQUESTS_PER_SECOND:.0f} requests/s, target "
+        f"{PER_POD_TARGET}/pod; pod start N({start.mean_seconds:g} s, sd "
+        f"{start.stddev_seconds:g} s, min {start.min_seconds:g} s)"
+    )
+    for label, value in figures.items():
+        print(f"  {label:<42} {value}")
