@@ -21,7 +21,7 @@ from aiohttp import web
 
 from controller.decide import evaluate
 from controller.engines.caching import CachingEngine, CachingSettings
-from controller.engines.scaling.horizontal import DecideInputError
+from controller.engines.decide_input import DecideInputError
 from controller.ports import ContainerState, Resources, WorkloadRef, WorkloadState
 from controller.registry import is_stale
 from shared.http_api import json_error

@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal, NoReturn
 from pydantic import Field, ValidationError, field_validator
 
 from controller.engines.caching import CachingEngine, CachingSettings
-from controller.engines.scaling.horizontal import DecideInputError, decide_horizontal
+from controller.engines.decide_input import DecideInputError
+from controller.engines.scaling.horizontal import decide_horizontal
 from shared.wire import MissRatioPoint, WireModel
 
 # cache_l1_size bounds: they keep one request's work small (the merge is grid x points).

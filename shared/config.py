@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.wire import BottleneckThresholds
+from shared.wire import BottleneckThresholds, PassiveHealth, RetryPolicy, Timeouts
 
 ENV_PREFIX = "LINESCALE_"
 MIN_TOKEN_LENGTH = 16
@@ -125,6 +125,46 @@ class CacheSettings(_Section):
         return value
 
 
+class StaticEndpoint(_Section):
+    address: str
+    zone: str = ""
+    weight: Annotated[int, Field(ge=0, le=1000)] = 100
+
+
+class StaticService(_Section):
+    """A service routed without a controller (or outside the cluster); a pushed routing table
+    naming the same service takes precedence."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+    listen: str
+    policy: Literal["p2c_peak_ewma", "round_robin", "least_request", "random"] = "p2c_peak_ewma"
+    endpoints: Annotated[list[str | StaticEndpoint], Field(min_length=1, max_length=1000)]
+    timeouts: Timeouts = Timeouts()
+    retries: RetryPolicy = RetryPolicy()
+    passive_health: PassiveHealth = PassiveHealth()
+
+    _listen = field_validator("listen")(_check_listen)
+
+
+class HAProxySettings(_Section):
+    """The HAProxy the agent drives through its Runtime API (mode ``haproxy``)."""
+
+    socket: str = ""  # unix socket path, or host:port of a TCP stats socket (level admin)
+    backend_prefix: str = "ls_"  # backends ls_<service> belong to the agent
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+
+class DataplaneSettings(_Section):
+    """Where the agent routes service traffic: its embedded proxy (default), a local HAProxy
+    driven through the Runtime API, or nowhere (``off``)."""
+
+    mode: Literal["embedded", "haproxy", "off"] = "embedded"
+    # Pushed services with a listen_port are served on this host (the pod or node address).
+    listen_host: str = "127.0.0.1"
+    services: Annotated[list[StaticService], Field(max_length=500)] = []
+    haproxy: HAProxySettings = HAProxySettings()
+
+
 class AgentSettings(_Section):
     listen: str = "0.0.0.0:9400"
     node: Annotated[str, Field(max_length=253)] = ""
@@ -141,6 +181,7 @@ class AgentSettings(_Section):
     profiling: ProfilingSettings = ProfilingSettings()
     pod_list: PodListSettings = PodListSettings()
     cache: CacheSettings = CacheSettings()
+    dataplane: DataplaneSettings = DataplaneSettings()
 
     _listen = field_validator("listen")(_check_listen)
 

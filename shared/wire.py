@@ -19,6 +19,7 @@ MAX_SERVICES = 500
 MAX_ENDPOINTS_PER_SERVICE = 1000
 MAX_FINDINGS = 200
 MAX_DATAPLANE_ENDPOINTS = 2000
+MAX_PRIORITY = 7
 MAX_CACHE_STATS = 2 * 128  # two levels x namespaces
 
 _NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # Kubernetes DNS subdomain
@@ -114,12 +115,18 @@ class MissRatioPoint(WireModel):
 
 
 class EndpointStats(WireModel):
+    """What one agent's dataplane saw of one upstream endpoint since it started: counters are
+    cumulative (the controller takes differences between reports), gauges are current."""
+
     service: Name
     address: str
-    ewma_latency_ms: NonNegative
+    zone: OptionalLabel = ""  # the endpoint's zone, as the routing table gave it
+    ewma_latency_ms: NonNegative  # peak-EWMA of response time, decayed to the report time
     in_flight: Count
     requests: Count
-    errors: Count
+    errors: Count  # 5xx answers, resets, connect failures and timeouts
+    consecutive_errors: Count = 0  # errors since the last success
+    locally_ejected: bool = False  # passive health took it out, before the controller knew
 
     _address = field_validator("address")(_check_address)
 
@@ -148,20 +155,80 @@ class AgentReport(WireModel):
 # --- RoutingTable (controller -> agents) ---------------------------------------------------
 
 
+class _Lax(WireModel):
+    """Also read from YAML and environment strings in the agent's config; ``parse`` still
+    validates pushed JSON strictly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=False)
+
+
 class Endpoint(WireModel):
+    """One upstream endpoint as the controller wants it used.
+
+    ``weight`` is the effective weight (slow start already applied); ``state``: ``active``
+    endpoints take new requests, ``draining`` ones only finish what they have, ``ejected`` ones
+    (outlier detection) take nothing unless the service is in panic. ``priority`` 0 is the
+    preferred level (e.g. the caller's region); higher levels take the load ``priority_load``
+    gives them."""
+
     address: str
     zone: Label
     region: OptionalLabel = ""
     weight: Annotated[int, Field(ge=0, le=1000)] = 100
     state: Literal["active", "draining", "ejected"] = "active"
+    priority: Annotated[int, Field(ge=0, le=MAX_PRIORITY)] = 0
 
     _address = field_validator("address")(_check_address)
 
 
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class Timeouts(_Lax):
+    connect_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    per_try_seconds: Annotated[float, Field(gt=0, le=300)] = 5.0
+    overall_seconds: Annotated[float, Field(gt=0, le=600)] = 15.0
+
+
+class RetryPolicy(_Lax):
+    """Retries of idempotent requests only (GET, HEAD, OPTIONS, PUT, DELETE), after a connect
+    failure, a reset or a 502/503/504, never beyond ``budget_percent`` of the requests of the
+    last 10 s (plus ``min_retries_per_second``, so a quiet service can still retry)."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=5)] = 2  # tries in all, the first included
+    budget_percent: Annotated[float, Field(ge=0, le=100)] = 20.0
+    min_retries_per_second: Annotated[float, Field(ge=0, le=1000)] = 10.0
+
+
+class PassiveHealth(_Lax):
+    """Local ejection by the agent, before the controller's outlier detection reacts."""
+
+    consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    window_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    ejection_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+
 class ServiceRoute(WireModel):
+    """How every agent routes one service.
+
+    ``listen_port``: the agent's dataplane listens for this service on that port (its own
+    address); none: the agent only reports on it. ``zone_shares[caller_zone][upstream_zone]``
+    is the fraction of a caller zone's priority-0 traffic for each upstream zone (Envoy's
+    zone-aware routing, computed centrally); a caller zone not listed splits by healthy hosts.
+    ``priority_load[p]`` is the fraction of traffic for priority ``p`` (empty: all to the lowest
+    level that has active endpoints). ``panic``: route over every endpoint of a level,
+    ignoring health, as Envoy does below its panic threshold."""
+
     name: Name
     policy: Literal["p2c_peak_ewma", "round_robin", "least_request", "random"] = "p2c_peak_ewma"
     endpoints: Annotated[list[Endpoint], Field(max_length=MAX_ENDPOINTS_PER_SERVICE)]
+    listen_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    zone_shares: Annotated[dict[Label, dict[Label, Share]], Field(max_length=64)] = {}
+    priority_load: Annotated[list[Share], Field(max_length=MAX_PRIORITY + 1)] = []
+    panic: bool = False
+    timeouts: Timeouts = Timeouts()
+    retries: RetryPolicy = RetryPolicy()
+    passive_health: PassiveHealth = PassiveHealth()
 
     @field_validator("endpoints")
     @classmethod
@@ -172,6 +239,23 @@ class ServiceRoute(WireModel):
                 raise ValueError(f"duplicate endpoint address {endpoint.address}")
             seen.add(endpoint.address)
         return endpoints
+
+    @field_validator("zone_shares")
+    @classmethod
+    def _shares_sum_to_one(
+        cls, zone_shares: dict[str, dict[str, float]]
+    ) -> dict[str, dict[str, float]]:
+        for caller, shares in zone_shares.items():
+            if shares and abs(sum(shares.values()) - 1.0) > 1e-6:
+                raise ValueError(f"shares of caller zone {caller} must sum to 1")
+        return zone_shares
+
+    @field_validator("priority_load")
+    @classmethod
+    def _load_sums_to_one(cls, load: list[float]) -> list[float]:
+        if load and abs(sum(load) - 1.0) > 1e-6:
+            raise ValueError("priority_load must sum to 1")
+        return load
 
 
 class RoutingTable(WireModel):
@@ -191,13 +275,6 @@ class RoutingTable(WireModel):
 
 
 # --- Bottleneck thresholds (agent config, and pushed in a TuningSet) ---------------------------
-
-
-class _Lax(WireModel):
-    """Also read from YAML and environment strings in the agent's config; ``parse`` still
-    validates pushed JSON strictly."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=False)
 
 
 class Threshold(_Lax):

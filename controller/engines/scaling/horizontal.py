@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from controller.engines.decide_input import DecideInputError
 from controller.engines.scaling.normalize import (
     Normalized,
     ScaleEvent,
@@ -377,17 +378,6 @@ def _rescaled(
 
 
 # --- the JSON interface ----------------------------------------------------------------------
-
-
-class DecideInputError(ValueError):
-    """A refused request: 400 for malformed input (the field is named), 422 when the input is
-    well formed but no decision can be computed from it."""
-
-    def __init__(self, status: int, message: str, fields: Sequence[tuple[str, str]] = ()) -> None:
-        self.status = status
-        self.message = message
-        self.fields = tuple(fields)  # (field path, problem) pairs, when fields are at fault
-        super().__init__(message)
 
 
 def _bad(path: str, message: str) -> DecideInputError:
