@@ -78,10 +78,19 @@ class LocalWorkloadSpec:
     drain_seconds: float = 1.0
     stop_timeout_seconds: float = 5.0
     ready_timeout_seconds: float = 15.0
+    # Workload annotations (e.g. linescale.io/route-port, a scaling policy), as on Kubernetes.
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    # Nodes the replicas are reported on, in turn (replica i on nodes[i % len]); the demo
+    # spreads a workload over its agents' zones this way.
+    nodes: Sequence[str] = (NODE,)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "command", tuple(self.command))
         object.__setattr__(self, "env", dict(self.env))
+        object.__setattr__(self, "annotations", dict(self.annotations))
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        if not self.nodes:
+            raise ValueError("nodes must name at least one node")
         for label, value in (("name", self.name), ("namespace", self.namespace)):
             if not _NAME_RE.match(value):
                 raise ValueError(f"{label} {value!r} is not a DNS label")
@@ -153,7 +162,7 @@ class _Workload:
             PodState(
                 name=self.pod_name(replica),
                 ready=replica.ready and not replica.draining,
-                node=NODE,
+                node=self.spec.nodes[replica.index % len(self.spec.nodes)],
                 address=replica.address,
                 containers=(ContainerState(name=self.spec.name),),
             )
@@ -165,7 +174,10 @@ class _Workload:
             ready_replicas=sum(1 for replica in members if replica.ready),
             pods=tuple(pods),
             labels={MANAGED_LABEL: "true"},
-            annotations={SCALE_REASON_ANNOTATION: self.last_reason} if self.last_reason else {},
+            annotations={
+                **self.spec.annotations,
+                **({SCALE_REASON_ANNOTATION: self.last_reason} if self.last_reason else {}),
+            },
             resource_version=str(self.version),
         )
 

@@ -261,6 +261,7 @@ async def test_a_replica_that_never_gets_ready_is_a_transient_failure(
         pytest.param({"command": ["s", "{port}"], "namespace": "Bad_NS"}, "DNS", id="namespace"),
         pytest.param({"command": ["s", "{port}"], "readiness_path": "healthz"}, "/", id="path"),
         pytest.param({"command": ["s", "{port}"], "drain_seconds": -1.0}, "drain", id="drain"),
+        pytest.param({"command": ["s", "{port}"], "nodes": ()}, "nodes", id="no-nodes"),
     ],
 )
 def test_spec_validation(kwargs: dict[str, object], message: str) -> None:
@@ -319,3 +320,19 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+async def test_replicas_spread_over_the_given_nodes_and_carry_the_annotations(
+    orchestrator: LocalOrchestrator,
+) -> None:
+    spec = LocalWorkloadSpec(
+        "web",
+        command=[sys.executable, "-c", SERVER, "{port}"],
+        annotations={"linescale.io/route-port": "18080"},
+        nodes=("node-a", "node-b"),
+    )
+    assert (await orchestrator.register(spec, 3)).ok
+    state = await orchestrator.get_workload(spec.ref)
+    assert state is not None
+    assert [pod.node for pod in state.pods] == ["node-a", "node-b", "node-a"]
+    assert state.annotations["linescale.io/route-port"] == "18080"
