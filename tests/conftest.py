@@ -58,7 +58,8 @@ def alertmanager_factory(tmp_path: Path) -> Iterator[AlertmanagerFactory]:
 
 @pytest.fixture
 def haproxy_factory(tmp_path: Path) -> Iterator[HAProxyFactory]:
-    """``haproxy_factory(extra_config=None)``; the default config has ``be_app`` app1..app4."""
+    """``haproxy_factory(extra_config=None, *, full_config=None)``; the default config has
+    ``be_app`` app1..app4; ``full_config(socket_path, port)`` writes the whole file."""
     binary = require_binary("haproxy", "haproxy")
     with ServiceGroup(tmp_path / "services") as group:
         yield group.factory(start_haproxy, binary, "haproxy")

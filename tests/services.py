@@ -834,13 +834,19 @@ def start_haproxy(
     /,
     extra_config: str | Callable[[int], str] | None = None,
     *,
+    full_config: Callable[[Path, int], str] | None = None,
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_S,
 ) -> HAProxyServer:
     """Start HAProxy in the foreground after validating its config with ``haproxy -c``.
 
     ``extra_config`` is appended after ``global``/``defaults``: text, or a callable that gets
     the reserved frontend port and returns text. ``None`` uses :func:`default_haproxy_config`.
+    ``full_config`` instead writes the whole file: a callable that gets the admin socket path
+    and the reserved frontend port; its ``global`` must open ``stats socket <path> level
+    admin`` (the readiness probe and ``runtime_command`` use it).
     """
+    if full_config is not None and extra_config is not None:
+        raise ValueError("pass extra_config or full_config, not both")
     workdir, owns = _fresh_workdir(workdir, "haproxy")
     sock_dir, owns_sock_dir = _socket_dir(workdir)
     socket_path = sock_dir / "admin.sock"
@@ -849,8 +855,11 @@ def start_haproxy(
 
     def plan() -> tuple[list[str], Callable[[], bool], int]:
         port = free_port()
-        extra = render if isinstance(render, str) else render(port)
-        config_path.write_text(_haproxy_config(socket_path, extra))
+        if full_config is not None:
+            config_path.write_text(full_config(socket_path, port))
+        else:
+            extra = render if isinstance(render, str) else render(port)
+            config_path.write_text(_haproxy_config(socket_path, extra))
         check = subprocess.run(
             [binary, "-c", "-f", str(config_path)],
             capture_output=True,
