@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import Field, ValidationError, field_validator
 
+from controller.engines.balancing.routing import decide_routing
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.decide_input import DecideInputError
 from controller.engines.scaling.horizontal import decide_horizontal
@@ -79,6 +80,7 @@ def _horizontal(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
 KINDS: dict[str, Callable[[Mapping[str, Any], float], dict[str, Any]]] = {
     "horizontal": _horizontal,
     "cache_l1_size": _cache_l1_size,
+    "routing": lambda raw, now: decide_routing(raw),
 }
 
 

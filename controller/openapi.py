@@ -145,6 +145,75 @@ def _decide_schemas() -> dict[str, Any]:
                 },
             },
         },
+        "RoutingDecideInput": {
+            "type": "object",
+            "required": ["kind", "endpoints"],
+            "properties": {
+                "kind": {"const": "routing"},
+                "localZone": {"type": "string"},
+                "callersPerZone": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer", "minimum": 0},
+                },
+                "endpoints": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["address", "zone"],
+                        "properties": {
+                            "address": {"type": "string"},
+                            "zone": {"type": "string"},
+                            "region": {"type": "string"},
+                            "priority": {"type": "integer", "minimum": 0},
+                            "healthy": {"type": "boolean"},
+                            "weight": {"type": "number", "minimum": 0},
+                            "ageSeconds": {"type": "number", "minimum": 0},
+                        },
+                    },
+                },
+                "policy": {
+                    "type": "object",
+                    "properties": {
+                        "zoneAware": {
+                            "type": "object",
+                            "properties": {
+                                "minClusterSize": {"type": "integer", "minimum": 0},
+                                "routingEnabledPct": {"type": "number"},
+                            },
+                        },
+                        "panicThresholdPct": {"type": "number"},
+                        "overprovisioningFactor": {"type": "number"},
+                        "slowStart": {
+                            "type": "object",
+                            "properties": {
+                                "windowSeconds": {"type": "number"},
+                                "aggression": {"type": "number"},
+                                "minWeightPct": {"type": "number"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "RoutingDecision": {
+            "type": "object",
+            "required": [
+                "mode",
+                "zoneShares",
+                "priorityLoad",
+                "panic",
+                "endpointWeights",
+                "reason",
+            ],
+            "properties": {
+                "mode": {"enum": ["no_locality_routing", "locality_direct", "locality_residual"]},
+                "zoneShares": {"type": "object", "additionalProperties": {"type": "number"}},
+                "priorityLoad": {"type": "array", "items": {"type": "number"}},
+                "panic": {"type": "boolean"},
+                "endpointWeights": {"type": "object", "additionalProperties": {"type": "number"}},
+                "reason": {"type": "string"},
+            },
+        },
         "HorizontalDecision": {
             "type": "object",
             "required": ["desiredReplicas", "reason", "message"],
@@ -399,6 +468,7 @@ def _admin_paths() -> dict[str, Any]:
                                 "oneOf": [
                                     _ref(CacheL1SizeInput.__name__),
                                     _ref("HorizontalDecideInput"),
+                                    _ref("RoutingDecideInput"),
                                 ]
                             }
                         }
@@ -406,7 +476,13 @@ def _admin_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(
-                        {"oneOf": [_ref("Decision"), _ref("HorizontalDecision")]},
+                        {
+                            "oneOf": [
+                                _ref("Decision"),
+                                _ref("HorizontalDecision"),
+                                _ref("RoutingDecision"),
+                            ]
+                        },
                         "the decision the engine would make",
                     ),
                     **_errors(400, 401, 403, 413, 422),
