@@ -31,6 +31,8 @@ from controller.admin_api import admin_routes
 from controller.cache_api import cache_routes
 from controller.controls import WorkloadControls
 from controller.decision_log import DecisionLog
+from controller.engines.balancing.engine import ENGINE as BALANCING
+from controller.engines.balancing.engine import BalancingSettings, LoadBalancingEngine
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.scaling.engine import ENGINE as SCALABILITY
 from controller.engines.scaling.engine import ScalabilityEngine, ScalabilitySettings
@@ -268,9 +270,8 @@ def _get_held(kind: PushKind) -> Callable[[web.Request], Awaitable[web.Response]
     return handle_get
 
 
-async def _fan_out(ctx: ControllerContext, kind: PushKind, decision: PushDecision) -> web.Response:
-    if not decision.apply:
-        return web.json_response({"status": "stale", "message": decision.message, "agents": []})
+async def push_to_fresh(ctx: ControllerContext, kind: PushKind) -> list[PushResult]:
+    """Push the held ``kind`` (just changed) to every fresh agent."""
     now = ctx.deps.clock()
     stale_after = ctx.settings.controller.agent_stale_after_seconds
     fresh = [r for r in ctx.agents.records() if not is_stale(r.last_seen, now, stale_after)]
@@ -282,6 +283,13 @@ async def _fan_out(ctx: ControllerContext, kind: PushKind, decision: PushDecisio
         len(results),
         extra={"kind": kind, "version": ctx.held.version(kind)},
     )
+    return results
+
+
+async def _fan_out(ctx: ControllerContext, kind: PushKind, decision: PushDecision) -> web.Response:
+    if not decision.apply:
+        return web.json_response({"status": "stale", "message": decision.message, "agents": []})
+    results = await push_to_fresh(ctx, kind)
     return web.json_response(
         {
             "status": "applied",
@@ -351,6 +359,15 @@ def build_reconciler(ctx: ControllerContext) -> Reconciler:
                 may_act=ctx.is_leader,
             ),
             EngineRunner(
+                BALANCING,
+                settings.balancing_interval_seconds,
+                build_balancing(ctx).step,
+                ctx.metrics.reconcile,
+                clock=ctx.deps.clock,
+                decision_log=ctx.decisions,
+                may_act=ctx.is_leader,
+            ),
+            EngineRunner(
                 VERTICAL,
                 settings.vertical_interval_seconds,
                 build_vertical(ctx).step,
@@ -360,6 +377,32 @@ def build_reconciler(ctx: ControllerContext) -> Reconciler:
                 may_act=ctx.is_leader,
             ),
         ]
+    )
+
+
+def build_balancing(ctx: ControllerContext) -> LoadBalancingEngine:
+    """Routing over the orchestrator's endpoints and the fresh agents' dataplane reports;
+    each new table is held and pushed to every fresh agent."""
+
+    def fresh_reports() -> list[AgentReport]:
+        now = ctx.deps.clock()
+        stale_after = ctx.settings.controller.agent_stale_after_seconds
+        records = ctx.agents.records()
+        return [r.report for r in records if not is_stale(r.last_seen, now, stale_after)]
+
+    async def publish(table: RoutingTable) -> None:
+        if ctx.held.offer_routing(table).apply:
+            await push_to_fresh(ctx, "routing")
+
+    return LoadBalancingEngine(
+        orchestrator=lambda: ctx.orchestrator,
+        reports=fresh_reports,
+        held=lambda: ctx.held.routing,
+        publish=publish,
+        settings=BalancingSettings(
+            interval_seconds=ctx.settings.controller.balancing_interval_seconds
+        ),
+        clock=ctx.deps.clock,
     )
 
 
