@@ -29,6 +29,8 @@ from agent.cache.l1 import L1Cache
 from agent.cache.l2 import RedisL2
 from agent.cache.mrc import MissRatioCurve
 from agent.cache.service import CacheGauges, CacheMetrics, CacheService
+from agent.dataplane import Dataplane, RoutingDataplane
+from agent.dataplane_haproxy.agent_dataplane import HAProxyAgentDataplane
 from agent.kube_pods import KubePodDirectory, kubernetes_pod_lister
 from agent.observe.collector import Collector
 from agent.observe.exposition import Observation, ObservationCollector
@@ -123,6 +125,7 @@ class AgentContext:
     instance: str = field(default_factory=lambda: secrets.token_hex(4))
     held: HeldState = field(default_factory=HeldState)
     observation: Observation = field(default_factory=Observation)
+    dataplane: RoutingDataplane | None = None
 
     @property
     def node_id(self) -> str:
@@ -132,6 +135,13 @@ class AgentContext:
     def publish(self, observation: Observation) -> None:
         self.observation = observation
         self.exposition.publish(observation)
+
+    async def apply_routing(self, table: RoutingTable) -> PushDecision:
+        """Hold a newer routing table and route by it at once."""
+        decision = self.held.offer_routing(table)
+        if decision.apply and self.dataplane is not None:
+            await self.dataplane.apply(table)
+        return decision
 
     def apply_tuning(self, tuning: TuningSet) -> PushDecision:
         """Hold a newer tuning set. Interval and thresholds are read by the sampler on each
@@ -184,6 +194,7 @@ def build_report(ctx: AgentContext, sequence: int) -> AgentReport:
         capacity=ctx.deps.capacity(),
         findings=observation.findings[:MAX_FINDINGS],
         **_cache_report(ctx),
+        dataplane=ctx.dataplane.stats() if ctx.dataplane is not None else [],
         routing_version=ctx.held.version("routing"),
         tuning_version=ctx.held.version("tuning"),
     )
@@ -217,7 +228,7 @@ def _get_handler(kind: PushKind) -> Callable[[web.Request], Awaitable[web.Respon
 async def handle_put_routing(request: web.Request) -> web.Response:
     ctx = request.app[AGENT]
     table = await ctx.guard.authenticated_read(request, RoutingTable)
-    return _push_response(ctx, "routing", table.version, ctx.held.offer_routing(table))
+    return _push_response(ctx, "routing", table.version, await ctx.apply_routing(table))
 
 
 async def handle_put_tuning(request: web.Request) -> web.Response:
@@ -312,7 +323,7 @@ async def catch_up(
                 raw = await response.read()
             if kind == "routing":
                 table = parse(RoutingTable, raw)
-                decision, version = ctx.held.offer_routing(table), table.version
+                decision, version = await ctx.apply_routing(table), table.version
             else:
                 tuning = parse(TuningSet, raw)
                 decision, version = ctx.apply_tuning(tuning), tuning.version
@@ -488,6 +499,33 @@ def _caching(
     return caching
 
 
+def _dataplane(
+    ctx: AgentContext,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def dataplane(app: web.Application) -> AsyncIterator[None]:
+        settings = ctx.settings.agent.dataplane
+        zone = ctx.settings.agent.zone
+        running: RoutingDataplane
+        if settings.mode == "embedded":
+            running = Dataplane(settings, zone, ctx.registry)
+        elif settings.mode == "haproxy":
+            running = HAProxyAgentDataplane(settings, zone, ctx.registry)
+        else:
+            yield
+            return
+        await running.apply(ctx.held.routing)
+        await running.start()
+        ctx.dataplane = running
+        try:
+            yield
+        finally:
+            ctx.dataplane = None
+            await running.close()
+
+    return dataplane
+
+
 async def _expire_loop(l1: L1Cache, interval_seconds: float = 1.0) -> None:
     """Reclaim expired entries that nobody reads again, a bounded batch at a time."""
     while True:
@@ -527,6 +565,7 @@ def create_app(settings: Settings, deps: AgentDeps | None = None) -> web.Applica
     app.router.add_put("/v1/tuning", handle_put_tuning)
     app.cleanup_ctx.append(_self_profiling(ctx))
     app.cleanup_ctx.append(_caching(ctx))
+    app.cleanup_ctx.append(_dataplane(ctx))
     app.cleanup_ctx.append(_sampling(ctx))
     app.cleanup_ctx.append(_reporting(ctx))
     return app

@@ -47,3 +47,12 @@ RECONCILE = "linescale_reconcile"  # counter {engine, result}
 RECONCILE_DURATION = "linescale_reconcile_duration_seconds"  # histogram {engine}
 DECISIONS = "linescale_decisions"  # counter {engine, reason}
 LAST_SUCCESS = "linescale_last_success_timestamp_seconds"  # gauge {engine}
+
+# agent: embedded dataplane (per upstream endpoint)
+DATAPLANE_REQUESTS = "linescale_dataplane_requests"  # counter {service, endpoint, code_class}
+DATAPLANE_REQUEST_DURATION = "linescale_dataplane_request_duration_seconds"  # {service, endpoint}
+DATAPLANE_IN_FLIGHT = "linescale_dataplane_in_flight"  # gauge {service, endpoint}
+DATAPLANE_EWMA = "linescale_dataplane_ewma_seconds"  # gauge {service, endpoint}
+DATAPLANE_RETRIES = "linescale_dataplane_retries"  # counter {service, outcome}
+DATAPLANE_EJECTIONS = "linescale_dataplane_ejections"  # counter {service}
+DATAPLANE_HAPROXY_FAILURES = "linescale_dataplane_haproxy_failures"  # {operation}

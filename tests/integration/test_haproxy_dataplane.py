@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from agent.app import create_app as create_agent_app
 from agent.dataplane_haproxy import (
     HAProxyDataplane,
     RuntimeAPI,
@@ -28,9 +29,10 @@ from agent.dataplane_haproxy import (
     render_config,
 )
 from agent.dataplane_haproxy.render import server_name
-from shared.config import HAProxySettings
+from shared.config import HAProxySettings, load_settings
 from shared.wire import RoutingTable, ServiceRoute
 
+from messages import TOKEN
 from services import HAProxyFactory, HAProxyServer
 from waiting import eventually_async
 
@@ -370,3 +372,39 @@ async def test_runtime_errors_carry_haproxys_message(haproxy_factory: HAProxyFac
     assert "not within 0 and 256" in too_heavy.value.message
     assert unknown_backend.value.message == "Can't find backend."
     assert await runtime.show_backends() == [BACKEND]
+
+
+async def test_the_agent_in_haproxy_mode_routes_pushed_tables_through_haproxy(
+    haproxy_factory: HAProxyFactory, backends: dict[str, Backend], aiohttp_client: Any
+) -> None:
+    haproxy = _start(haproxy_factory)
+    settings = load_settings(
+        environ={},
+        overrides={
+            "token": TOKEN,
+            "agent": {
+                "node": "node-1",
+                "zone": ZONE,
+                "dataplane": {"mode": "haproxy", "haproxy": {"socket": str(haproxy.socket_path)}},
+            },
+        },
+    )
+    client = await aiohttp_client(create_agent_app(settings))
+    b1, b2 = backends["b1"], backends["b2"]
+    table = _table(
+        1,
+        _route(
+            haproxy.port,
+            [{"address": b1.address, "weight": 100}, {"address": b2.address, "state": "ejected"}],
+        ),
+    )
+    pushed = await client.put(
+        "/v1/routing",
+        data=table.model_dump_json(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert pushed.status == 200, await pushed.text()
+    answered = await _send(haproxy.port, 20, backends)
+    assert answered == Counter({"b1": 20})
+    running = await _dataplane(haproxy).read_back()
+    assert {view.state for view in running[SERVICE]} == {"ready", "maint"}
