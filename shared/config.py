@@ -145,6 +145,12 @@ class StaticService(_Section):
 
     _listen = field_validator("listen")(_check_listen)
 
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _alias(cls, value: object) -> object:
+        """``peak_ewma`` is what operators call it; the wire name says it is P2C."""
+        return "p2c_peak_ewma" if value == "peak_ewma" else value
+
 
 class HAProxySettings(_Section):
     """The HAProxy the agent drives through its Runtime API (mode ``haproxy``)."""

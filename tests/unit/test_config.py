@@ -138,3 +138,28 @@ def test_partial_nested_value_keeps_the_rest_of_its_defaults(tmp_path: Path) -> 
 def test_threshold_order_is_checked_after_merging(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"agent\.bottlenecks: fd_usage_percent"):
         load_settings(environ={"LINESCALE_AGENT__BOTTLENECKS__FD_USAGE_PERCENT__WARNING": "95"})
+
+
+def test_static_dataplane_services_read_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "agent:\n  dataplane:\n    services:\n"
+        "      - name: orders\n        listen: 127.0.0.1:18080\n        policy: peak_ewma\n"
+        '        endpoints: ["127.0.0.1:9001", {address: "10.0.0.7:80", zone: b, weight: 2}]\n'
+        "        timeouts: {per_try_seconds: 2}\n"
+    )
+    (service,) = load_settings(str(path), environ={}).agent.dataplane.services
+    assert (service.policy, service.timeouts.per_try_seconds) == ("p2c_peak_ewma", 2.0)
+    assert service.endpoints[0] == "127.0.0.1:9001"
+    assert not isinstance(service.endpoints[1], str)
+    assert (service.endpoints[1].zone, service.endpoints[1].weight) == ("b", 2)
+
+
+def test_a_bad_static_service_names_its_field(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "agent:\n  dataplane:\n    services:\n"
+        "      - name: orders\n        listen: nowhere\n        endpoints: []\n"
+    )
+    with pytest.raises(ConfigError, match=r"agent\.dataplane\.services\.0\.(listen|endpoints)"):
+        load_settings(str(path), environ={})
