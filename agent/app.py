@@ -145,10 +145,12 @@ class AgentContext:
 
     def apply_tuning(self, tuning: TuningSet) -> PushDecision:
         """Hold a newer tuning set. Interval and thresholds are read by the sampler on each
-        pass; the cache is resized here."""
+        pass; the cache is resized and the embedded dataplane's limits set here."""
         decision = self.held.offer_tuning(tuning)
         if decision.apply and self.cache.service is not None:
             self.cache.service.l1.resize(tuning.cache.capacity_bytes)
+        if decision.apply and isinstance(self.dataplane, Dataplane):
+            self.dataplane.tune(tuning.dataplane)
         return decision
 
     def collector_interval(self) -> float:
@@ -509,6 +511,8 @@ def _dataplane(
         running: RoutingDataplane
         if settings.mode == "embedded":
             running = Dataplane(settings, zone, ctx.registry)
+            if ctx.held.tuning is not None:
+                running.tune(ctx.held.tuning.dataplane)
         elif settings.mode == "haproxy":
             running = HAProxyAgentDataplane(settings, zone, ctx.registry)
         else:

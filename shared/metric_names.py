@@ -56,3 +56,4 @@ DATAPLANE_EWMA = "linescale_dataplane_ewma_seconds"  # gauge {service, endpoint}
 DATAPLANE_RETRIES = "linescale_dataplane_retries"  # counter {service, outcome}
 DATAPLANE_EJECTIONS = "linescale_dataplane_ejections"  # counter {service}
 DATAPLANE_HAPROXY_FAILURES = "linescale_dataplane_haproxy_failures"  # {operation}
+DATAPLANE_REJECTED = "linescale_dataplane_rejected"  # counter {service, reason}

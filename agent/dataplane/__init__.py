@@ -22,7 +22,7 @@ from agent.dataplane.table import (
     plan_changes,
 )
 from shared.config import DataplaneSettings
-from shared.wire import MAX_DATAPLANE_ENDPOINTS, EndpointStats, RoutingTable
+from shared.wire import MAX_DATAPLANE_ENDPOINTS, DataplaneTuning, EndpointStats, RoutingTable
 
 __all__ = ["Dataplane"]
 
@@ -65,6 +65,7 @@ class Dataplane:
         self.rng: RandomSource = rng if rng is not None else random.Random()
         self.default_rtt_seconds = default_rtt_seconds
         self.table: RoutingTable | None = None
+        self.tuning: DataplaneTuning | None = None
         self._services: dict[str, ServiceProxy] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
@@ -107,6 +108,7 @@ class Dataplane:
                     clock=self.clock,
                     rng=self.rng,
                     default_rtt_seconds=self.default_rtt_seconds,
+                    tuning=self.tuning,
                 )
                 try:
                     await proxy.start()
@@ -115,6 +117,13 @@ class Dataplane:
                     await proxy.stop()
                     continue
                 self._services[name] = proxy
+
+    def tune(self, tuning: DataplaneTuning | None) -> None:
+        """Apply a pushed TuningSet's concurrency limit, timeouts and retry budget to every
+        service now and to those started later (None: each route's own settings)."""
+        self.tuning = tuning
+        for proxy in self._services.values():
+            proxy.tune(tuning)
 
     def _stop_in_background(self, proxy: ServiceProxy, forget_metrics: bool = True) -> None:
         log.info("dataplane: stopping %s after its in-flight requests", proxy.spec.name)

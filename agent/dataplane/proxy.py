@@ -8,6 +8,13 @@ OPTIONS PUT DELETE) are retried after a connect failure, a reset, a per-try time
 502/503/504, on another endpoint when there is one, within ``max_attempts`` and the retry
 budget. Nothing to pick answers 503 ``{"error": "no healthy upstream"}``.
 
+Admission control: with a pushed TuningSet the service takes at most
+``dataplane.max_concurrency`` requests at once; one more is answered 503
+``{"error": "concurrency limit"}`` at once (never queued: a queue in front of a saturated
+upstream only adds latency) and counted in ``linescale_dataplane_rejected_total``. The
+TuningSet's connect and request timeouts and retry budget replace the route's: the
+controller tunes them fleet-wide (request timeout = the overall timeout, a try never longer).
+
 A new table is applied in place: the same address keeps its in-flight count, EWMA and
 counters; a removed or draining endpoint takes no new request and finishes the ones it has.
 """
@@ -35,7 +42,7 @@ from agent.dataplane.health import PassiveHealthTracker
 from agent.dataplane.retry_budget import RetryBudget
 from agent.dataplane.table import ServiceSpec
 from shared import metric_names
-from shared.wire import EndpointStats
+from shared.wire import DataplaneTuning, EndpointStats, RetryPolicy, Timeouts
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +109,12 @@ class DataplaneMetrics:
             metric_names.DATAPLANE_EJECTIONS,
             "Endpoints taken out locally by passive health.",
             ["service"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            metric_names.DATAPLANE_REJECTED,
+            "Requests refused before any upstream was tried, by reason.",
+            ["service", "reason"],
             registry=registry,
         )
 
@@ -210,6 +223,26 @@ def _json_error(status: int, message: str) -> web.Response:
     )
 
 
+def tuned_timeouts(timeouts: Timeouts, tuning: DataplaneTuning | None) -> Timeouts:
+    """The route's timeouts with a TuningSet's in force: connect as pushed, the request
+    timeout as the overall one, and no try longer than the whole request."""
+    if tuning is None:
+        return timeouts
+    overall = tuning.request_timeout_ms / 1000.0
+    return Timeouts(
+        connect_seconds=tuning.connect_timeout_ms / 1000.0,
+        per_try_seconds=min(timeouts.per_try_seconds, overall),
+        overall_seconds=overall,
+    )
+
+
+def tuned_retries(retries: RetryPolicy, tuning: DataplaneTuning | None) -> RetryPolicy:
+    """The route's retry policy with a TuningSet's retry budget."""
+    if tuning is None:
+        return retries
+    return retries.model_copy(update={"budget_percent": tuning.retry_budget_percent})
+
+
 class _TryFailedError(Exception):
     def __init__(self, kind: FailureKind) -> None:
         super().__init__(kind)
@@ -227,14 +260,19 @@ class ServiceProxy:
         clock: Callable[[], float] = time.monotonic,
         rng: RandomSource | None = None,
         default_rtt_seconds: float = 0.030,
+        tuning: DataplaneTuning | None = None,
     ) -> None:
         self.spec = spec
         self.metrics = metrics
         self.clock = clock
         self.rng: RandomSource = rng if rng is not None else random.Random()
         self.default_rtt_seconds = default_rtt_seconds
+        self.tuning = tuning
+        self.timeouts = tuned_timeouts(spec.timeouts, tuning)
         self.health = PassiveHealthTracker(spec.passive_health)
-        self.budget = RetryBudget(spec.retries)
+        self.budget = RetryBudget(tuned_retries(spec.retries, tuning))
+        self.active_requests = 0  # client requests being handled (admission control)
+        self._rejected = metrics.rejected.labels(spec.name, "concurrency_limit")
         self._endpoints: dict[str, EndpointRuntime] = {}
         self._retired: dict[str, EndpointRuntime] = {}
         self._next_expiry: float | None = None
@@ -247,7 +285,7 @@ class ServiceProxy:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        timeouts = self.spec.timeouts
+        timeouts = self.timeouts
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30.0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect_seconds),
@@ -297,8 +335,19 @@ class ServiceProxy:
         """Apply a new spec on the same listener, in place."""
         self.spec = spec
         self.health.set_policy(spec.passive_health)
-        self.budget.set_policy(spec.retries)
+        self.tune(self.tuning)
         self._apply_endpoints(spec)
+
+    def tune(self, tuning: DataplaneTuning | None) -> None:
+        """Apply a TuningSet's dataplane part (None: the route's own settings), in place;
+        requests in flight keep the timeouts they started with."""
+        self.tuning = tuning
+        self.timeouts = tuned_timeouts(self.spec.timeouts, tuning)
+        self.budget.set_policy(tuned_retries(self.spec.retries, tuning))
+
+    @property
+    def max_concurrency(self) -> int | None:
+        return self.tuning.max_concurrency if self.tuning is not None else None
 
     def _apply_endpoints(self, spec: ServiceSpec) -> None:
         now = self.clock()
@@ -388,10 +437,22 @@ class ServiceProxy:
     # --- forwarding -----------------------------------------------------------------------
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        limit = self.max_concurrency
+        if limit is not None and self.active_requests >= limit:
+            self._rejected.inc()
+            return _json_error(503, "concurrency limit")
+        self.active_requests += 1
+        try:
+            return await self._forward(request)
+        finally:
+            self.active_requests -= 1
+
+    async def _forward(self, request: web.BaseRequest) -> web.StreamResponse:
         clock = self.clock
         started = clock()
-        spec = self.spec
-        deadline = started + spec.timeouts.overall_seconds
+        timeouts = self.timeouts
+        retries = self.budget.policy
+        deadline = started + timeouts.overall_seconds
         self.budget.record_request(started)
         body: bytes | aiohttp.StreamReader | None = None
         retryable = request.method in IDEMPOTENT_METHODS
@@ -406,7 +467,7 @@ class ServiceProxy:
         if isinstance(body, bytes):
             headers.popall("Content-Length", None)
         tried: list[Upstream] = []
-        attempts = spec.retries.max_attempts if retryable else 1
+        attempts = retries.max_attempts if retryable else 1
         while True:
             now = clock()
             self._expire_ejections(now)
@@ -417,11 +478,13 @@ class ServiceProxy:
             remaining = deadline - now
             if remaining <= 0:
                 return _json_error(504, "upstream timeout")
-            try_seconds = min(spec.timeouts.per_try_seconds, remaining)
+            try_seconds = min(timeouts.per_try_seconds, remaining)
             tried.append(picked)
             picked.started()
             try:
-                upstream = await self._send(picked, request, headers, body, try_seconds)
+                upstream = await self._send(
+                    picked, request, headers, body, try_seconds, timeouts.connect_seconds
+                )
             except _TryFailedError as failure:
                 end = clock()
                 picked.finished()
@@ -482,6 +545,7 @@ class ServiceProxy:
         headers: CIMultiDict[str],
         body: bytes | aiohttp.StreamReader | None,
         try_seconds: float,
+        connect_seconds: float,
     ) -> aiohttp.ClientResponse:
         session = self._session
         if session is None:
@@ -495,6 +559,7 @@ class ServiceProxy:
                     headers=headers,
                     data=body,
                     allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_seconds),
                 )
         except TimeoutError:
             raise _TryFailedError("timeout") from None
