@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 from controller.engines.balancing.routing import decide_routing
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.decide_input import DecideInputError
+from controller.engines.resources.rightsizing import decide_rightsizing
 from controller.engines.scaling.horizontal import decide_horizontal
 from shared.wire import MissRatioPoint, WireModel
 
@@ -81,6 +82,7 @@ KINDS: dict[str, Callable[[Mapping[str, Any], float], dict[str, Any]]] = {
     "horizontal": _horizontal,
     "cache_l1_size": _cache_l1_size,
     "routing": lambda raw, now: decide_routing(raw),
+    "rightsizing": lambda raw, now: decide_rightsizing(raw),
 }
 
 

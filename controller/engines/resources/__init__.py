@@ -1,0 +1,1 @@
+"""ResourceEngine: right-sizing, efficiency, bin-packing and capacity planning (pure)."""
