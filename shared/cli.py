@@ -30,10 +30,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "agent.cache.bench",
         "replay a cache trace through the L1 policy and print the hit ratio",
     ),
+    "report": (
+        "controller.report",
+        "operator reports: 'report resources' prints right-sizing recommendations and waste",
+    ),
 }
 
 USAGE = (
-    "usage: linescale {demo,agent,controller,decide,backtest,bench,version} [options]"
+    "usage: linescale {demo,agent,controller,decide,backtest,bench,report,version} [options]"
     "  (linescale COMMAND --help)"
 )
 
