@@ -22,6 +22,7 @@ from aiohttp import web
 from controller.decide import evaluate
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.decide_input import DecideInputError
+from controller.engines.performance.findings import ActionItem
 from controller.ports import ContainerState, Resources, WorkloadRef, WorkloadState
 from controller.registry import is_stale
 from shared.http_api import json_error
@@ -92,6 +93,23 @@ def workload_json(ctx: ControllerContext, state: WorkloadState) -> dict[str, Any
         "policy_origin": resolved.origin,
         "policy_error": resolved.error,
         "paused": state.ref in ctx.controls.paused,
+    }
+
+
+def action_json(item: ActionItem) -> dict[str, Any]:
+    """A fleet finding as operators read it: what, where, and the suggested change."""
+    floor = item.floor
+    return {
+        "namespace": item.namespace,
+        "workload": item.workload,
+        "container": item.container,
+        "resource": item.resource,
+        "kind": item.kind,
+        "severity": item.severity,
+        "nodes": list(item.nodes),
+        "message": item.message,
+        "suggestion": item.suggestion,
+        "floor": None if floor is None else {"resource": floor.resource, "minimum": floor.minimum},
     }
 
 
@@ -248,7 +266,12 @@ def admin_routes(key: web.AppKey[ControllerContext]) -> list[web.RouteDef]:
         started = time.perf_counter()
         l1_size = engine.recommend_l1_size(ctx.agents.records(), ctx.deps.clock())
         l1_size = l1_size.model_copy(update={"decide_seconds": time.perf_counter() - started})
-        return web.json_response({"recommendations": [l1_size.model_dump(mode="json")]})
+        return web.json_response(
+            {
+                "recommendations": [l1_size.model_dump(mode="json")],
+                "actions": [action_json(item) for item in ctx.performance.action_items],
+            }
+        )
 
     async def handle_bottlenecks(request: web.Request) -> web.Response:
         ctx = request.app[key]

@@ -34,6 +34,8 @@ from controller.decision_log import DecisionLog
 from controller.engines.balancing.engine import ENGINE as BALANCING
 from controller.engines.balancing.engine import BalancingSettings, LoadBalancingEngine
 from controller.engines.caching import CachingEngine, CachingSettings
+from controller.engines.performance.engine import ENGINE as PERFORMANCE
+from controller.engines.performance.engine import PerformanceEngine, PerformanceSettings
 from controller.engines.scaling.engine import ENGINE as SCALABILITY
 from controller.engines.scaling.engine import ScalabilityEngine, ScalabilitySettings
 from controller.engines.scaling.policy_sources import PolicyFileError, load_policy_file
@@ -138,10 +140,18 @@ class ControllerContext:
     controls: WorkloadControls = field(default_factory=WorkloadControls)
     elector: LeaseElector | None = None
     scalability: ScalabilityEngine = field(init=False)  # built once the context exists
+    performance: PerformanceEngine = field(init=False)
 
     def is_leader(self) -> bool:
         """Whether this replica may act: always, unless leader election is running."""
         return self.elector is None or self.elector.is_leader
+
+    def fresh_reports(self) -> list[AgentReport]:
+        """The last report of every agent heard from recently."""
+        now = self.deps.clock()
+        stale_after = self.settings.controller.agent_stale_after_seconds
+        records = self.agents.records()
+        return [r.report for r in records if not is_stale(r.last_seen, now, stale_after)]
 
     def agent_endpoints(self) -> list[str]:
         """Fresh agents' base URLs: the embedded metrics source scrapes these."""
@@ -368,6 +378,15 @@ def build_reconciler(ctx: ControllerContext) -> Reconciler:
                 may_act=ctx.is_leader,
             ),
             EngineRunner(
+                PERFORMANCE,
+                settings.performance_interval_seconds,
+                ctx.performance.step,
+                ctx.metrics.reconcile,
+                clock=ctx.deps.clock,
+                decision_log=ctx.decisions,
+                may_act=ctx.is_leader,
+            ),
+            EngineRunner(
                 VERTICAL,
                 settings.vertical_interval_seconds,
                 build_vertical(ctx).step,
@@ -384,23 +403,36 @@ def build_balancing(ctx: ControllerContext) -> LoadBalancingEngine:
     """Routing over the orchestrator's endpoints and the fresh agents' dataplane reports;
     each new table is held and pushed to every fresh agent."""
 
-    def fresh_reports() -> list[AgentReport]:
-        now = ctx.deps.clock()
-        stale_after = ctx.settings.controller.agent_stale_after_seconds
-        records = ctx.agents.records()
-        return [r.report for r in records if not is_stale(r.last_seen, now, stale_after)]
-
     async def publish(table: RoutingTable) -> None:
         if ctx.held.offer_routing(table).apply:
             await push_to_fresh(ctx, "routing")
 
     return LoadBalancingEngine(
         orchestrator=lambda: ctx.orchestrator,
-        reports=fresh_reports,
+        reports=ctx.fresh_reports,
         held=lambda: ctx.held.routing,
         publish=publish,
         settings=BalancingSettings(
             interval_seconds=ctx.settings.controller.balancing_interval_seconds
+        ),
+        clock=ctx.deps.clock,
+    )
+
+
+def build_performance(ctx: ControllerContext) -> PerformanceEngine:
+    """Fleet analysis and automatic tuning; each TuningSet it settles on is held and pushed
+    to every fresh agent, like one set through ``PUT /v1/tuning``."""
+
+    async def publish(tuning: TuningSet) -> None:
+        if ctx.held.offer_tuning(tuning).apply:
+            await push_to_fresh(ctx, "tuning")
+
+    return PerformanceEngine(
+        reports=ctx.fresh_reports,
+        held=lambda: ctx.held.tuning,
+        publish=publish,
+        settings=PerformanceSettings(
+            interval_seconds=ctx.settings.controller.performance_interval_seconds
         ),
         clock=ctx.deps.clock,
     )
@@ -610,6 +642,7 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
     )
     ctx.started_at = ctx.deps.clock()
     ctx.scalability = build_scalability(ctx)
+    ctx.performance = build_performance(ctx)
     registry.register(SourceHealthCollector(ctx))
     registry.register(AgentsCollector(ctx))
     app = web.Application(

@@ -437,10 +437,16 @@ def _admin_paths() -> dict[str, Any]:
         },
         "/v1/recommendations": {
             "get": {
-                "summary": "What the engines would do now (the cache L1 size, for now)",
+                "summary": "What the engines would do now: the cache L1 size, and fleet findings "
+                "turned into actions",
                 "responses": {
                     "200": _json(
-                        _object({"recommendations": {"type": "array", "items": _ref("Decision")}}),
+                        _object(
+                            {
+                                "recommendations": {"type": "array", "items": _ref("Decision")},
+                                "actions": {"type": "array", "items": {"type": "object"}},
+                            }
+                        ),
                         "recommendations",
                     )
                 },

@@ -231,6 +231,8 @@ class ControllerSettings(_Section):
     scaling_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
     # How often routing is recomputed (Envoy's outlier-detection interval is 10 s).
     balancing_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # How often the PerformanceEngine analyses the fleet and advances its tuning trials.
+    performance_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     # How often vertical recommendations are refreshed and applied (the VPA's is 1 min).
     vertical_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # Optional: when set, GET /v1/* needs this token (or the admin token); probes and
