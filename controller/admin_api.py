@@ -23,6 +23,8 @@ from controller.decide import evaluate
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.decide_input import DecideInputError
 from controller.engines.performance.findings import ActionItem
+from controller.engines.resources.engine import CycleResult
+from controller.engines.resources.rightsizing import rightsizing_json
 from controller.ports import ContainerState, Resources, WorkloadRef, WorkloadState
 from controller.registry import is_stale
 from shared.http_api import json_error
@@ -93,6 +95,38 @@ def workload_json(ctx: ControllerContext, state: WorkloadState) -> dict[str, Any
         "policy_origin": resolved.origin,
         "policy_error": resolved.error,
         "paused": state.ref in ctx.controls.paused,
+    }
+
+
+def resources_json(result: CycleResult | None, at: float | None) -> dict[str, Any]:
+    """The last ResourceEngine cycle: right-sizing per container, efficiency and the seed's
+    goals per pool, capacity run-out dates and the node plan."""
+    if result is None:
+        return {"rightsizing": [], "efficiency": [], "capacity": [], "resources_at": None}
+    return {
+        "resources_at": at,
+        "rightsizing": [rightsizing_json(r) for r in result.recommendations],
+        "efficiency": [
+            {
+                "pool": goals.pool,
+                "cost_efficiency": goals.cost_efficiency,
+                "waste_share": goals.waste_share,
+                "efficiency_goal_met": goals.efficiency_goal_met,
+                "waste_goal_met": goals.waste_goal_met,
+            }
+            for goals in result.efficiency.goals
+        ],
+        "capacity": [
+            {
+                "pool": forecast.pool,
+                "nodes_now": forecast.nodes_now,
+                "nodes_needed": forecast.nodes_needed,
+                "run_out_at": forecast.run_out_at,
+                "run_out_resource": forecast.run_out_resource,
+                "reason": forecast.reason,
+            }
+            for forecast in result.forecasts
+        ],
     }
 
 
@@ -270,6 +304,7 @@ def admin_routes(key: web.AppKey[ControllerContext]) -> list[web.RouteDef]:
             {
                 "recommendations": [l1_size.model_dump(mode="json")],
                 "actions": [action_json(item) for item in ctx.performance.action_items],
+                **resources_json(ctx.resources.last, ctx.resources.last_at),
             }
         )
 

@@ -36,6 +36,12 @@ from controller.engines.balancing.engine import BalancingSettings, LoadBalancing
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.performance.engine import ENGINE as PERFORMANCE
 from controller.engines.performance.engine import PerformanceEngine, PerformanceSettings
+from controller.engines.resources.live import ENGINE as RESOURCES
+from controller.engines.resources.live import (
+    ResourceEngine,
+    ResourceLoopSettings,
+    register_efficiency,
+)
 from controller.engines.scaling.engine import ENGINE as SCALABILITY
 from controller.engines.scaling.engine import ScalabilityEngine, ScalabilitySettings
 from controller.engines.scaling.policy_sources import PolicyFileError, load_policy_file
@@ -141,6 +147,7 @@ class ControllerContext:
     elector: LeaseElector | None = None
     scalability: ScalabilityEngine = field(init=False)  # built once the context exists
     performance: PerformanceEngine = field(init=False)
+    resources: ResourceEngine = field(init=False)
 
     def is_leader(self) -> bool:
         """Whether this replica may act: always, unless leader election is running."""
@@ -372,6 +379,15 @@ def build_reconciler(ctx: ControllerContext) -> Reconciler:
                 BALANCING,
                 settings.balancing_interval_seconds,
                 build_balancing(ctx).step,
+                ctx.metrics.reconcile,
+                clock=ctx.deps.clock,
+                decision_log=ctx.decisions,
+                may_act=ctx.is_leader,
+            ),
+            EngineRunner(
+                RESOURCES,
+                settings.resource_interval_seconds,
+                ctx.resources.step,
                 ctx.metrics.reconcile,
                 clock=ctx.deps.clock,
                 decision_log=ctx.decisions,
@@ -643,6 +659,17 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
     ctx.started_at = ctx.deps.clock()
     ctx.scalability = build_scalability(ctx)
     ctx.performance = build_performance(ctx)
+    ctx.resources = ResourceEngine(
+        orchestrator=lambda: ctx.orchestrator,
+        source=lambda: ctx.source,
+        reports=ctx.fresh_reports,
+        settings=ResourceLoopSettings(
+            interval_seconds=settings.controller.resource_interval_seconds,
+            node_price_per_hour=settings.controller.node_price_per_hour,
+        ),
+        clock=ctx.deps.clock,
+    )
+    register_efficiency(registry, ctx.resources)
     registry.register(SourceHealthCollector(ctx))
     registry.register(AgentsCollector(ctx))
     app = web.Application(

@@ -445,6 +445,10 @@ def _admin_paths() -> dict[str, Any]:
                             {
                                 "recommendations": {"type": "array", "items": _ref("Decision")},
                                 "actions": {"type": "array", "items": {"type": "object"}},
+                                "rightsizing": {"type": "array", "items": {"type": "object"}},
+                                "efficiency": {"type": "array", "items": {"type": "object"}},
+                                "capacity": {"type": "array", "items": {"type": "object"}},
+                                "resources_at": {"type": ["number", "null"]},
                             }
                         ),
                         "recommendations",

@@ -231,6 +231,10 @@ class ControllerSettings(_Section):
     scaling_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
     # How often routing is recomputed (Envoy's outlier-detection interval is 10 s).
     balancing_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # How often the ResourceEngine recomputes right-sizing, capacity and efficiency.
+    resource_interval_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    # Hourly price of a node (for waste in money and bin-packing costs).
+    node_price_per_hour: Annotated[float, Field(ge=0, le=1000)] = 0.192
     # How often the PerformanceEngine analyses the fleet and advances its tuning trials.
     performance_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     # How often vertical recommendations are refreshed and applied (the VPA's is 1 min).

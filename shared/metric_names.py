@@ -57,3 +57,5 @@ DATAPLANE_RETRIES = "linescale_dataplane_retries"  # counter {service, outcome}
 DATAPLANE_EJECTIONS = "linescale_dataplane_ejections"  # counter {service}
 DATAPLANE_HAPROXY_FAILURES = "linescale_dataplane_haproxy_failures"  # {operation}
 DATAPLANE_REJECTED = "linescale_dataplane_rejected"  # counter {service, reason}
+RESOURCE_EFFICIENCY = "linescale_resource_efficiency_ratio"  # gauge {pool, resource}
+RESOURCE_WASTE = "linescale_resource_waste"  # gauge {pool, unit}

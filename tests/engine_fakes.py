@@ -66,6 +66,10 @@ class Metrics:
     values: dict[MetricFamily, dict[WorkloadRef, float]]
     down: bool = False
     history_points: dict[WorkloadRef, list[tuple[float, float]]] = field(default_factory=dict)
+    # Per family, when families differ; else ``history_points`` answers for every family.
+    family_history: dict[MetricFamily, dict[WorkloadRef, list[tuple[float, float]]]] = field(
+        default_factory=dict
+    )
 
     async def current(
         self, family: MetricFamily, workloads: Sequence[WorkloadRef], now: float
@@ -85,7 +89,10 @@ class Metrics:
         end: float,
         step_seconds: float,
     ) -> Mapping[WorkloadRef, Sequence[tuple[float, float]]] | None:
-        return {ref: self.history_points.get(ref, []) for ref in workloads}
+        if self.down:
+            return None
+        points = self.family_history.get(family, self.history_points)
+        return {ref: [p for p in points.get(ref, []) if start <= p[0] <= end] for ref in workloads}
 
     def health(self) -> SourceHealth:
         return SourceHealth(not self.down)
