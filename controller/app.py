@@ -53,7 +53,14 @@ from controller.orchestrators.leader import LeaseElector
 from controller.orchestrators.local import LocalOrchestrator
 from controller.ports import MetricsSource, Orchestrator, WorkloadRef
 from controller.pusher import PushResult, PushTarget, push_all
-from controller.reconcile import EngineRunner, Outcome, ReconcileMetrics, Reconciler, StepContext
+from controller.reconcile import (
+    EngineRunner,
+    Outcome,
+    ReconcileMetrics,
+    Reconciler,
+    Step,
+    StepContext,
+)
 from controller.registry import AgentRecord, AgentRegistry, agents_to_push, is_stale
 from controller.sources.prometheus import PrometheusSource
 from controller.sources.scrape import ScrapeSource
@@ -355,61 +362,36 @@ async def push_step(ctx: ControllerContext, context: StepContext) -> list[Outcom
 def build_reconciler(ctx: ControllerContext) -> Reconciler:
     """Every periodic job of the controller on the one reconcile mechanism. The push channel
     runs on every replica (it only hands out state already decided); engines run on the
-    leader only."""
+    leader only and record their decisions."""
     settings = ctx.settings.controller
+    push = EngineRunner(
+        "push",
+        settings.reconcile_interval_seconds,
+        functools.partial(push_step, ctx),
+        ctx.metrics.reconcile,
+        clock=ctx.deps.clock,
+    )
+    engines: list[tuple[str, float, Step]] = [
+        (SCALABILITY, settings.scaling_interval_seconds, ctx.scalability.step),
+        (BALANCING, settings.balancing_interval_seconds, build_balancing(ctx).step),
+        (RESOURCES, settings.resource_interval_seconds, ctx.resources.step),
+        (PERFORMANCE, settings.performance_interval_seconds, ctx.performance.step),
+        (VERTICAL, settings.vertical_interval_seconds, build_vertical(ctx).step),
+    ]
     return Reconciler(
         [
-            EngineRunner(
-                "push",
-                settings.reconcile_interval_seconds,
-                functools.partial(push_step, ctx),
-                ctx.metrics.reconcile,
-                clock=ctx.deps.clock,
-            ),
-            EngineRunner(
-                SCALABILITY,
-                settings.scaling_interval_seconds,
-                ctx.scalability.step,
-                ctx.metrics.reconcile,
-                clock=ctx.deps.clock,
-                decision_log=ctx.decisions,
-                may_act=ctx.is_leader,
-            ),
-            EngineRunner(
-                BALANCING,
-                settings.balancing_interval_seconds,
-                build_balancing(ctx).step,
-                ctx.metrics.reconcile,
-                clock=ctx.deps.clock,
-                decision_log=ctx.decisions,
-                may_act=ctx.is_leader,
-            ),
-            EngineRunner(
-                RESOURCES,
-                settings.resource_interval_seconds,
-                ctx.resources.step,
-                ctx.metrics.reconcile,
-                clock=ctx.deps.clock,
-                decision_log=ctx.decisions,
-                may_act=ctx.is_leader,
-            ),
-            EngineRunner(
-                PERFORMANCE,
-                settings.performance_interval_seconds,
-                ctx.performance.step,
-                ctx.metrics.reconcile,
-                clock=ctx.deps.clock,
-                decision_log=ctx.decisions,
-                may_act=ctx.is_leader,
-            ),
-            EngineRunner(
-                VERTICAL,
-                settings.vertical_interval_seconds,
-                build_vertical(ctx).step,
-                ctx.metrics.reconcile,
-                clock=ctx.deps.clock,
-                decision_log=ctx.decisions,
-                may_act=ctx.is_leader,
+            push,
+            *(
+                EngineRunner(
+                    name,
+                    interval,
+                    step,
+                    ctx.metrics.reconcile,
+                    clock=ctx.deps.clock,
+                    decision_log=ctx.decisions,
+                    may_act=ctx.is_leader,
+                )
+                for name, interval, step in engines
             ),
         ]
     )

@@ -15,10 +15,11 @@ import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from controller.cli_input import read_json_input
 from controller.engines.balancing.routing import decide_routing
 from controller.engines.caching import CachingEngine, CachingSettings
 from controller.engines.decide_input import DecideInputError
@@ -99,28 +100,8 @@ def evaluate(raw: object, *, now: float) -> dict[str, Any]:
     return handler(raw, now)
 
 
-def _usage_error(message: str) -> NoReturn:
-    print(f"linescale decide: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def _read_input(path: str) -> object:
-    try:
-        if path == "-":
-            text = sys.stdin.read(MAX_INPUT_BYTES + 1)
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read(MAX_INPUT_BYTES + 1)
-    except OSError as error:
-        _usage_error(f"cannot read {path}: {error.strerror}")
-    except UnicodeDecodeError as error:
-        _usage_error(f"{path} is not UTF-8: {error}")
-    if len(text) > MAX_INPUT_BYTES:
-        _usage_error(f"{path} is larger than {MAX_INPUT_BYTES} bytes")
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as error:
-        _usage_error(f"{path} is not JSON: {error}")
+    return read_json_input(path, command="decide", max_bytes=MAX_INPUT_BYTES)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -37,6 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, NoReturn, Protocol, TextIO
 
+from controller.cli_input import read_json_input, usage_error
 from controller.engines.decide_input import DecideInputError
 from controller.engines.scaling.svg_chart import Line, line_chart_svg
 from controller.sources.usage_history import (
@@ -721,8 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _usage_error(message: str) -> NoReturn:
-    print(f"linescale report: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    usage_error("report", message)
 
 
 def _failure(message: str) -> NoReturn:
@@ -731,22 +731,7 @@ def _failure(message: str) -> NoReturn:
 
 
 def _read_json(path: str) -> object:
-    try:
-        if path == "-":
-            text = sys.stdin.read(MAX_INPUT_BYTES + 1)
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read(MAX_INPUT_BYTES + 1)
-    except OSError as error:
-        _usage_error(f"cannot read {path}: {error.strerror}")
-    except UnicodeDecodeError as error:
-        _usage_error(f"{path} is not UTF-8: {error}")
-    if len(text) > MAX_INPUT_BYTES:
-        _usage_error(f"{path} is larger than {MAX_INPUT_BYTES} bytes")
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as error:
-        _usage_error(f"{path} is not JSON: {error}")
+    return read_json_input(path, command="report", max_bytes=MAX_INPUT_BYTES)
 
 
 def _default_decide() -> Decide:

@@ -78,10 +78,16 @@ class Exporter:
 
 def serve_demand(demand: Demand) -> Exporter:
     """Serve ``demand``'s exposition on every path of a free loopback port."""
+    return serve_exposition(demand.exposition)
+
+
+def serve_exposition(exposition: Callable[[], bytes]) -> Exporter:
+    """Serve what ``exposition()`` returns at each scrape, on every path of a free loopback
+    port, in the Prometheus text format."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = demand.exposition()
+            body = exposition()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))

@@ -5,10 +5,8 @@ container-metrics exposition): the ResourceEngine's right-sizing and efficiency 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ from controller.orchestrators.kubernetes import KubernetesOrchestrator
 from controller.sources.scrape import ScrapeSource
 from shared.config import load_settings
 
+from demand_exporter import serve_exposition
 from kube_api_double import (
     KubeApiDouble,
     api_client,
@@ -55,25 +54,9 @@ def exporter() -> Iterator[str]:
     started = time.time()
     pods = ["web-6c9b8d7f5-00000", "web-6c9b8d7f5-00001"]
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = container_metrics(started, pods)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    host, port = server.server_address[:2]
-    yield f"{host!s}:{port}"
-    server.shutdown()
-    server.server_close()
+    exporter = serve_exposition(lambda: container_metrics(started, pods))
+    yield exporter.address
+    exporter.close()
 
 
 @pytest.fixture

@@ -13,15 +13,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from demand_exporter import serve_exposition
 from services import PrometheusFactory, PrometheusServer
 
 pytestmark = pytest.mark.services
@@ -90,29 +89,11 @@ def exposition(elapsed: float) -> str:
 def synthetic_target() -> Iterator[str]:
     started = time.time()
 
-    class Metrics(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = exposition(time.time() - started).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="synthetic", daemon=True)
-    thread.start()
+    exporter = serve_exposition(lambda: exposition(time.time() - started).encode())
     try:
-        host, port = server.server_address[:2]
-        yield f"{host!s}:{port}"
+        yield exporter.address
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        exporter.close()
 
 
 def wait_for_history(prometheus: PrometheusServer, seconds: int) -> None:

@@ -34,14 +34,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
-from controller.engines.decide_input import DecideInputError
+from controller.engines.decide_input import DecideInputError, as_quantity
+from controller.engines.decide_input import as_list as _list
+from controller.engines.decide_input import as_mapping as _mapping
+from controller.engines.decide_input import as_number as _number
+from controller.engines.decide_input import as_time as _time
+from controller.engines.decide_input import bad as _bad
+from controller.engines.decide_input import check_keys as _check_keys
 from controller.engines.scaling.histogram import (
     CPU_HISTOGRAM_OPTIONS,
     MEMORY_HISTOGRAM_OPTIONS,
@@ -61,7 +66,7 @@ from controller.engines.scaling.vertical import (
     scale_amount,
 )
 from controller.ports import Resources
-from shared.quantities import format_cpu, format_memory, parse_quantity
+from shared.quantities import format_cpu, format_memory
 
 __all__ = [
     "ContainerUsage",
@@ -581,69 +586,15 @@ MAX_SAMPLES = 200_000  # over all containers
 MAX_EVENTS = 1000  # per container and kind
 
 
-def _bad(path: str, message: str) -> DecideInputError:
-    return DecideInputError(400, f"{path}: {message}", [(path, message)])
-
-
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _bad(path, "must be an object")
-    return value
-
-
-def _list(value: object, path: str, limit: int) -> list[Any]:
-    if not isinstance(value, list):
-        raise _bad(path, "must be a list")
-    if len(value) > limit:
-        raise _bad(path, f"at most {limit} entries")
-    return value
-
-
-def _check_keys(raw: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise _bad(f"{path}.{key}" if path else str(key), "unknown field")
-
-
 def _string(value: object, path: str) -> str:
     if not isinstance(value, str) or not value:
         raise _bad(path, "must be a non-empty string")
     return value
 
 
-def _number(value: object, path: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(path, "must be a number")
-    if value < minimum:
-        raise _bad(path, f"must be at least {minimum:g}")
-    return float(value)
-
-
-def _time(value: object, path: str) -> float:
-    """Unix seconds, or an RFC 3339 string (UTC when no offset is given)."""
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _bad(path, "must be unix seconds or an RFC 3339 time") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(path, "must be unix seconds or an RFC 3339 time")
-    return float(value)
-
-
 def _quantity(value: object, path: str) -> Decimal:
     """A Kubernetes quantity (string) or a plain number, in base units (cores, bytes)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _bad(path, "must be a quantity")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _bad(path, "must be a finite quantity")
-    try:
-        amount = parse_quantity(value)
-    except ValueError:
-        raise _bad(path, f"invalid quantity {value!r}") from None
+    amount = as_quantity(value, path)
     if amount < 0:
         raise _bad(path, "must not be negative")
     return amount

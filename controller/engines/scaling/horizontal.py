@@ -10,14 +10,18 @@ its input format is documented on the function.
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from controller.engines.decide_input import DecideInputError
+from controller.engines.decide_input import DecideInputError, as_quantity
+from controller.engines.decide_input import as_list as _list
+from controller.engines.decide_input import as_mapping as _mapping
+from controller.engines.decide_input import as_number as _number
+from controller.engines.decide_input import as_time as _time
+from controller.engines.decide_input import bad as _bad
+from controller.engines.decide_input import check_keys as _check_keys
 from controller.engines.scaling.normalize import (
     Normalized,
     ScaleEvent,
@@ -380,24 +384,6 @@ def _rescaled(
 # --- the JSON interface ----------------------------------------------------------------------
 
 
-def _bad(path: str, message: str) -> DecideInputError:
-    return DecideInputError(400, f"{path}: {message}", [(path, message)])
-
-
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _bad(path, "must be an object")
-    return value
-
-
-def _list(value: object, path: str, limit: int) -> Sequence[Any]:
-    if not isinstance(value, list):
-        raise _bad(path, "must be a list")
-    if len(value) > limit:
-        raise _bad(path, f"at most {limit} entries")
-    return value
-
-
 def _int(value: object, path: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(path, "must be an integer")
@@ -406,46 +392,9 @@ def _int(value: object, path: str, minimum: int = 0) -> int:
     return value
 
 
-def _number(value: object, path: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(path, "must be a number")
-    if value < minimum:
-        raise _bad(path, f"must be at least {minimum:g}")
-    return float(value)
-
-
-def _time(value: object, path: str) -> float:
-    """Unix seconds, or an RFC 3339 string (UTC when no offset is given)."""
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise _bad(path, "must be unix seconds or an RFC 3339 time") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _bad(path, "must be unix seconds or an RFC 3339 time")
-    return float(value)
-
-
 def _quantity_milli(value: object, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _bad(path, "must be a quantity")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _bad(path, "must be a finite quantity")
-    try:
-        exact = parse_quantity(value)
-    except ValueError:
-        raise _bad(path, f"invalid quantity {value!r}") from None
+    exact = as_quantity(value, path)
     return int((exact * Decimal(1000)).to_integral_value(rounding=ROUND_CEILING))
-
-
-def _check_keys(raw: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            raise _bad(where, "unknown field")
 
 
 _TOP_KEYS = frozenset(
