@@ -188,21 +188,32 @@ def _packing(
     )
 
 
-def first_fit_decreasing(pods: Sequence[PodRequest], node_type: NodeType) -> Packing:
-    """The baseline: Karpenter's order (CPU, then memory, descending), first node with room."""
+def _place_in_order(
+    pods: Sequence[PodRequest], node_type: NodeType, order: Sequence[int], best_fit: bool
+) -> tuple[_Bins, list[int]]:
+    """Place pods in ``order`` onto nodes of ``node_type``: the first (or the best) node with
+    room, else a new one; a pod no node of the type can hold is left unplaced."""
     cpu, memory = _arrays(pods)
-    order = sorted(range(len(pods)), key=lambda i: (-cpu[i], -memory[i], i))
     bins = _Bins(node_type, len(pods))
     unplaced: list[int] = []
     for index in order:
         if not node_type.fits(pods[index].cpu_millicores, pods[index].memory_bytes):
             unplaced.append(index)
             continue
-        target = bins.first_fit(cpu[index], memory[index])
+        choose = bins.best_fit if best_fit else bins.first_fit
+        target = choose(cpu[index], memory[index])
         if target is None:
             bins.open(index, cpu[index], memory[index])
         else:
             bins.put(target, index, cpu[index], memory[index])
+    return bins, unplaced
+
+
+def first_fit_decreasing(pods: Sequence[PodRequest], node_type: NodeType) -> Packing:
+    """The baseline: Karpenter's order (CPU, then memory, descending), first node with room."""
+    cpu, memory = _arrays(pods)
+    order = sorted(range(len(pods)), key=lambda i: (-cpu[i], -memory[i], i))
+    bins, unplaced = _place_in_order(pods, node_type, order, best_fit=False)
     return _packing("first-fit-decreasing", bins, pods, unplaced)
 
 
@@ -213,18 +224,7 @@ def _best_fit_bins(pods: Sequence[PodRequest], node_type: NodeType) -> tuple[_Bi
     dominant = np.maximum(cpu_share, memory_share)
     total = cpu_share + memory_share
     order = sorted(range(len(pods)), key=lambda i: (-dominant[i], -total[i], i))
-    bins = _Bins(node_type, len(pods))
-    unplaced: list[int] = []
-    for index in order:
-        if not node_type.fits(pods[index].cpu_millicores, pods[index].memory_bytes):
-            unplaced.append(index)
-            continue
-        target = bins.best_fit(cpu[index], memory[index])
-        if target is None:
-            bins.open(index, cpu[index], memory[index])
-        else:
-            bins.put(target, index, cpu[index], memory[index])
-    return bins, unplaced
+    return _place_in_order(pods, node_type, order, best_fit=True)
 
 
 def best_fit_decreasing(pods: Sequence[PodRequest], node_type: NodeType) -> Packing:
