@@ -31,6 +31,7 @@ from controller.admin_api import admin_routes
 from controller.cache_api import cache_routes
 from controller.controls import WorkloadControls
 from controller.decision_log import DecisionLog
+from controller.engine_metrics import register_engine_metrics
 from controller.engines.balancing.engine import ENGINE as BALANCING
 from controller.engines.balancing.engine import BalancingSettings, LoadBalancingEngine
 from controller.engines.caching import CachingEngine, CachingSettings
@@ -654,6 +655,7 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
     register_efficiency(registry, ctx.resources)
     registry.register(SourceHealthCollector(ctx))
     registry.register(AgentsCollector(ctx))
+    register_engine_metrics(registry, ctx.scalability)
     app = web.Application(
         client_max_size=settings.controller.max_body_bytes,
         middlewares=[read_guard(settings.controller.read_token.get_secret_value(), token)],

@@ -59,3 +59,9 @@ DATAPLANE_HAPROXY_FAILURES = "linescale_dataplane_haproxy_failures"  # {operatio
 DATAPLANE_REJECTED = "linescale_dataplane_rejected"  # counter {service, reason}
 RESOURCE_EFFICIENCY = "linescale_resource_efficiency_ratio"  # gauge {pool, resource}
 RESOURCE_WASTE = "linescale_resource_waste"  # gauge {pool, unit}
+
+# controller: the ScalabilityEngine's view of each managed workload
+WORKLOAD_REPLICAS = "linescale_workload_replicas"  # gauge {namespace, workload, kind}
+WORKLOAD_MAX_REPLICAS = "linescale_workload_max_replicas"  # gauge {namespace, workload, kind}
+FORECAST_ERROR = "linescale_forecast_error_percent"  # gauge {namespace, workload, kind}
+FORECAST_ERROR_GATE = "linescale_forecast_error_gate_percent"  # gauge {namespace, workload, kind}

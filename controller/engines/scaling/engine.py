@@ -122,6 +122,11 @@ class ScalabilityEngine:
         at, direction = memory.last_scaled
         return direction if self.clock() - at <= within_seconds else "none"
 
+    def forecaster(self, ref: WorkloadRef) -> Forecaster | None:
+        """The forecaster last fitted for ``ref`` (predictive policies only)."""
+        memory = self._memory.get(ref)
+        return None if memory is None else memory.forecaster
+
     def resolve(self, state: WorkloadState) -> ResolvedPolicy:
         """The policy in force for a workload (admin API, annotation, file) and its origin."""
         return resolve_policy(state, self.api_policies(), self.file_policies)
