@@ -570,6 +570,36 @@ async def _watch_prometheus(source: MetricsSource, interval_seconds: float) -> N
         await asyncio.sleep(interval_seconds)
 
 
+class RoutingCollector(Collector):
+    """The held routing table as gauges: each caller zone's share per upstream zone, and the
+    endpoints per state, so dashboards and alerts see what every agent is told."""
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        self._ctx = ctx
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        shares = GaugeMetricFamily(
+            metric_names.ROUTING_ZONE_SHARE,
+            "Fraction of a caller zone's traffic sent to each upstream zone (priority 0).",
+            labels=["service", "caller_zone", "upstream_zone"],
+        )
+        endpoints = GaugeMetricFamily(
+            metric_names.ROUTING_ENDPOINTS,
+            "Endpoints in the held routing table, by service and state.",
+            labels=["service", "state"],
+        )
+        table = self._ctx.held.routing
+        for service in table.services if table is not None else ():
+            for caller, upstream in service.zone_shares.items():
+                for zone, share in upstream.items():
+                    shares.add_metric([service.name, caller, zone], share)
+            for state in ("active", "draining", "ejected"):
+                count = sum(1 for e in service.endpoints if e.state == state)
+                endpoints.add_metric([service.name, state], count)
+        yield shares
+        yield endpoints
+
+
 class SourceHealthCollector(Collector):
     """``linescale_controller_source_healthy``: 0 while the metrics source cannot answer, so
     an alert can fire before anyone wonders why nothing scales; and
@@ -655,6 +685,7 @@ def create_app(settings: Settings, deps: ControllerDeps | None = None) -> web.Ap
     register_efficiency(registry, ctx.resources)
     registry.register(SourceHealthCollector(ctx))
     registry.register(AgentsCollector(ctx))
+    registry.register(RoutingCollector(ctx))
     register_engine_metrics(registry, ctx.scalability)
     app = web.Application(
         client_max_size=settings.controller.max_body_bytes,

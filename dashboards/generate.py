@@ -34,16 +34,14 @@ GRID_COLUMNS: Final = 24
 
 # What the dashboards would show if a metric carried it (reported, not invented).
 MISSING_METRICS: Final[Mapping[str, str]] = {
-    "workload demand / capacity / forecast": (
+    "workload demand / forecast values": (
         "no per-workload metric: the ScalabilityEngine's inputs and forecasts are only in "
         "/v1/decisions and /v1/recommendations"
     ),
-    "workload current / desired replicas": "no per-workload replica gauge is exported",
     "per-workload recommendations": (
         "right-sizing is exported per pool only (linescale_resource_efficiency_ratio, "
         "linescale_resource_waste), not per workload or container"
     ),
-    "routing zone shares": "the LoadBalancingEngine's zone shares are not exported as a metric",
 }
 
 
@@ -175,11 +173,33 @@ WORKLOAD: Final = Dashboard(
     uid="linescale-workload",
     title="Linescale / Workloads",
     description=(
-        "What the engines decide for workloads and how they reconcile. Per-workload demand, "
-        "capacity, forecast and replicas are not exported as metrics (see /v1/decisions)."
+        "What the engines decide for workloads and how they reconcile: replicas against "
+        "maxReplicas and the forecast error against its gate per workload. Per-workload demand "
+        "and forecast values are in /v1/decisions, not metrics."
     ),
     variables=(_ENGINE,),
     panels=(
+        _panel(
+            "Replicas vs maxReplicas",
+            "short",
+            _q("max by (namespace, workload) (linescale_workload_replicas)", "{{workload}}"),
+            _q(
+                "max by (namespace, workload) (linescale_workload_max_replicas)",
+                "{{workload}} max",
+            ),
+        ),
+        _panel(
+            "Forecast error vs gate",
+            "percent",
+            _q(
+                "max by (namespace, workload) (linescale_forecast_error_percent)",
+                "{{workload}} error",
+            ),
+            _q(
+                "max by (namespace, workload) (linescale_forecast_error_gate_percent)",
+                "{{workload}} gate",
+            ),
+        ),
         _panel(
             "Decisions by reason",
             "ops",
@@ -253,11 +273,28 @@ ROUTING: Final = Dashboard(
     uid="linescale-routing",
     title="Linescale / Routing",
     description=(
-        "The agents' embedded dataplanes per service and upstream endpoint. Zone shares are "
-        "not exported as metrics (see the routing table in /v1/routing)."
+        "The routing table the controller holds (zone shares, endpoint states) and the "
+        "agents' embedded dataplanes per service and upstream endpoint."
     ),
     variables=(_SERVICE,),
     panels=(
+        _panel(
+            "Zone shares by caller zone",
+            "percentunit",
+            _q(
+                f"max by (service, caller_zone, upstream_zone) "
+                f"(linescale_routing_zone_share{_SERVICE_SELECTOR})",
+                "{{service}} {{caller_zone}} -> {{upstream_zone}}",
+            ),
+        ),
+        _panel(
+            "Endpoints by state",
+            "short",
+            _q(
+                f"max by (service, state) (linescale_routing_endpoints{_SERVICE_SELECTOR})",
+                "{{service}} {{state}}",
+            ),
+        ),
         _panel(
             "Requests by endpoint and code class",
             "reqps",

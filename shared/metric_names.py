@@ -65,3 +65,5 @@ WORKLOAD_REPLICAS = "linescale_workload_replicas"  # gauge {namespace, workload,
 WORKLOAD_MAX_REPLICAS = "linescale_workload_max_replicas"  # gauge {namespace, workload, kind}
 FORECAST_ERROR = "linescale_forecast_error_percent"  # gauge {namespace, workload, kind}
 FORECAST_ERROR_GATE = "linescale_forecast_error_gate_percent"  # gauge {namespace, workload, kind}
+ROUTING_ZONE_SHARE = "linescale_routing_zone_share"  # gauge {service, caller_zone, upstream_zone}
+ROUTING_ENDPOINTS = "linescale_routing_endpoints"  # gauge {service, state}

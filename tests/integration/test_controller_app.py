@@ -313,3 +313,17 @@ async def test_agent_that_was_away_catches_up_from_its_report_answer(
             break
         await asyncio.sleep(0.1)
     assert (ready["routing_version"], ready["tuning_version"]) == (9, 4)
+
+
+async def test_the_held_routing_table_is_exposed_as_zone_shares_and_endpoint_states(
+    client: TestClient,
+) -> None:
+    table = routing(version=3)
+    table["services"][0]["zone_shares"] = {"a": {"a": 0.75, "b": 0.25}}
+    assert (await client.put("/v1/routing", json=table, headers=AUTH)).status == 200
+    metrics = await (await client.get("/metrics")).text()
+    share = 'caller_zone="a",service="order-intake",upstream_zone="b"'
+    assert f"linescale_routing_zone_share{{{share}}} 0.25" in metrics
+    for state, count in (("active", 1), ("draining", 1), ("ejected", 0)):
+        series = f'linescale_routing_endpoints{{service="order-intake",state="{state}"}}'
+        assert f"{series} {count}.0" in metrics

@@ -42,7 +42,13 @@ _NO_POOLS = (
     "the ResourceEngine exports pools only for workloads with containers and usage history; "
     "a controller started from the command line with the local orchestrator manages none"
 )
+_NO_SCALED_WORKLOADS = (
+    "per-workload replica and forecast gauges exist for workloads under a scaling policy; "
+    "this stack's local orchestrator runs none (tests/unit/test_engine_metrics.py covers them)"
+)
 CANNOT_EXIST_HERE: dict[tuple[str, str], str] = {
+    ("linescale-workload", "Replicas vs maxReplicas"): _NO_SCALED_WORKLOADS,
+    ("linescale-workload", "Forecast error vs gate"): _NO_SCALED_WORKLOADS,
     ("linescale-workload", "Efficiency (usage / requests) by pool"): _NO_POOLS,
     ("linescale-workload", "CPU waste (requests - usage) by pool"): _NO_POOLS,
     ("linescale-workload", "Memory waste (requests - usage) by pool"): _NO_POOLS,
@@ -200,7 +206,11 @@ def test_every_panel_query_is_valid_and_returns_series(
             "version": 1,
             "generated_at": 0,
             "services": [
-                {"name": "line-telemetry", "endpoints": [{"address": "10.0.0.7:8080", "zone": "a"}]}
+                {
+                    "name": "line-telemetry",
+                    "endpoints": [{"address": "10.0.0.7:8080", "zone": "a"}],
+                    "zone_shares": {"a": {"a": 1.0}},
+                }
             ],
         }
         assert (
