@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -32,6 +33,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
@@ -1049,3 +1051,38 @@ class ControlledRedis:
         self.resume()
         self.process.stop()
         self.server.stop()
+
+
+@contextlib.contextmanager
+def http_sink() -> Iterator[tuple[int, queue.Queue[tuple[str, bytes]]]]:
+    """A loopback HTTP server that answers 200 and records (path, body) of every request."""
+    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _record(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            received.put((self.path, self.rfile.read(length)))
+            body = b"sink ok\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._record()
+
+        def do_POST(self) -> None:
+            self._record()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep pytest output clean."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -11,51 +11,18 @@ it (same alertname and job), so the ticket receiver hears nothing of it.
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from services import AlertmanagerFactory, PrometheusFactory, free_port
+from services import AlertmanagerFactory, PrometheusFactory, free_port, http_sink
 from waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "alerts"
 FIRED = "LinescaleControllerDown"
-
-Notification = tuple[str, dict[str, Any]]  # (path, webhook payload)
-
-
-@contextmanager
-def webhook_sink() -> Iterator[tuple[int, queue.Queue[Notification]]]:
-    """A loopback HTTP server recording each webhook POST (path, JSON body)."""
-    received: queue.Queue[Notification] = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            received.put((self.path, json.loads(body)))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep pytest output clean."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def example_config_for(sink_port: int) -> str:
@@ -92,7 +59,7 @@ def test_controller_down_pages_and_its_warning_is_inhibited(
     tmp_path: Path,
 ) -> None:
     dead_controller = f"127.0.0.1:{free_port()}"
-    with webhook_sink() as (sink_port, received):
+    with http_sink() as (sink_port, received):
         alertmanager = alertmanager_factory(webhook_url=f"http://127.0.0.1:{sink_port}/unused")
         alertmanager.config_path.write_text(example_config_for(sink_port))
         reload = urllib.request.Request(f"{alertmanager.url}/-/reload", method="POST")
@@ -113,7 +80,8 @@ def test_controller_down_pages_and_its_warning_is_inhibited(
 
         def controller_down_paged() -> bool:
             while not received.empty():
-                path, payload = received.get()
+                path, body = received.get()
+                payload = json.loads(body)
                 fired = [a for a in payload["alerts"] if a["labels"]["alertname"] == FIRED]
                 (paged if path == "/linescale-pager" else ticketed).extend(fired)
             return bool(paged)

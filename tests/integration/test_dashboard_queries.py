@@ -10,21 +10,19 @@ retries and ejections exist), reporting to a controller that pushed a routing ta
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from dashboard_generator import load_generator
 from demand_exporter import serve_exposition
 from messages import TOKEN, tuning
 from services import LinescaleFactory, PrometheusFactory, RedisServer, free_port
@@ -56,20 +54,6 @@ CANNOT_EXIST_HERE: dict[tuple[str, str], str] = {
 }
 
 
-def _load_generator() -> ModuleType:
-    """``dashboards/`` is not an installed package: load the generator from its file."""
-    name = "linescale_dashboards_generate"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "dashboards" / "generate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
 def _substitute(expr: str, variables: list[str]) -> str:
     """Template variables as Grafana sends them with "All" selected (allValue ``.*``)."""
     expr = expr.replace("$__rate_interval", RATE_INTERVAL)
@@ -80,7 +64,7 @@ def _substitute(expr: str, variables: list[str]) -> str:
 
 def _panel_queries() -> list[tuple[str, str, str]]:
     """(dashboard uid, panel title, PromQL ready to run) for every target of every dashboard."""
-    generate = _load_generator()
+    generate = load_generator()
     queries = []
     for dashboard in generate.DASHBOARDS:
         names = [v.name for v in dashboard.variables]
@@ -93,7 +77,7 @@ def _panel_queries() -> list[tuple[str, str, str]]:
 def _variable_lookups() -> list[tuple[str, str]]:
     """(metric, label) of every ``label_values(metric, label)`` query variable."""
     lookups = []
-    for dashboard in _load_generator().DASHBOARDS:
+    for dashboard in load_generator().DASHBOARDS:
         for variable in dashboard.variables:
             match = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable.query)
             assert match, variable.query

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import socket
 import subprocess
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -38,6 +32,7 @@ from services import (
     ServiceConfigError,
     ServiceStartError,
     http_json,
+    http_sink,
     pick_binary_name,
     require_binary,
     start_redis,
@@ -46,41 +41,6 @@ from services import (
 # srv_admin_state bit set by "disable server" / the "disabled" keyword (SRV_ADMF_FMAINT).
 HAPROXY_FORCED_MAINTENANCE = 0x01
 HAPROXY_OP_STATE_RUNNING = "2"
-
-
-@contextmanager
-def http_sink() -> Iterator[tuple[int, queue.Queue[tuple[str, bytes]]]]:
-    """A loopback HTTP server that answers 200 and records (path, body) of every request."""
-    received: queue.Queue[tuple[str, bytes]] = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def _record(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            received.put((self.path, self.rfile.read(length)))
-            body = b"sink ok\n"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self) -> None:
-            self._record()
-
-        def do_POST(self) -> None:
-            self._record()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep pytest output clean."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,15 +7,14 @@ and a target pinned to one datasource breaks in every other Grafana.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from dashboard_generator import load_generator
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "dashboards"
@@ -34,21 +33,7 @@ CURRENT_SCHEMA_VERSION = 42
 DATASOURCE_UID = "${datasource}"
 
 
-def _load_generator() -> ModuleType:
-    """``dashboards/`` is not an installed package: load the generator from its file."""
-    name = "linescale_dashboards_generate"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, DASHBOARD_DIR / "generate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATE = _load_generator()
+GENERATE = load_generator()
 RENDERED: dict[str, str] = GENERATE.rendered_files()
 COMMITTED = sorted(DASHBOARD_DIR.glob("*.json"))
 
