@@ -6,15 +6,14 @@
 number the predictive gate checks) with ``linescale_forecast_error_gate_percent`` (the
 policy's ``predictive.maxErrorPercent``). Labels: ``namespace``, ``workload``, ``kind``.
 
-The engine keeps no workload states between passes, so the collector records what the
-engine's orchestrator listed on its last pass (and the replica counts it then set): values are
-as of the engine's last pass, and reading them never calls the cluster at scrape time.
+Values are the engine's ``last_states``: what its orchestrator listed on its last pass, with
+the replica counts it then set; reading them never calls the cluster at scrape time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
@@ -24,9 +23,6 @@ from controller.engines.scaling.engine import ScalabilityEngine
 from controller.engines.scaling.forecast import Forecaster
 from controller.engines.scaling.policy_sources import ResolvedPolicy
 from controller.ports import (
-    ActionResult,
-    Orchestrator,
-    Resources,
     WorkloadRef,
     WorkloadState,
 )
@@ -66,72 +62,11 @@ def workload_gauges(
     )
 
 
-class WorkloadBook:
-    """The workload states the engine's orchestrator returned on its last listing, updated
-    by the scales that then succeeded."""
-
-    def __init__(self) -> None:
-        self._states: dict[WorkloadRef, WorkloadState] = {}
-
-    def listed(self, states: Sequence[WorkloadState]) -> None:
-        self._states = {state.ref: state for state in states}
-
-    def scaled(self, ref: WorkloadRef, replicas: int) -> None:
-        state = self._states.get(ref)
-        if state is not None:
-            self._states[ref] = replace(state, desired_replicas=replicas)
-
-    def states(self) -> list[WorkloadState]:
-        return [self._states[ref] for ref in sorted(self._states)]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordingOrchestrator:
-    """An orchestrator that tells a ``WorkloadBook`` what it listed and scaled."""
-
-    inner: Orchestrator
-    book: WorkloadBook
-
-    async def list_workloads(self) -> Sequence[WorkloadState]:
-        states = await self.inner.list_workloads()
-        self.book.listed(states)
-        return states
-
-    async def get_workload(self, ref: WorkloadRef) -> WorkloadState | None:
-        return await self.inner.get_workload(ref)
-
-    async def scale(self, ref: WorkloadRef, replicas: int, reason: str) -> ActionResult:
-        result = await self.inner.scale(ref, replicas, reason)
-        if result.ok and not result.dry_run:
-            self.book.scaled(ref, replicas)
-        return result
-
-    async def resize(
-        self,
-        ref: WorkloadRef,
-        container: str,
-        requests: Resources,
-        limits: Resources,
-        reason: str,
-    ) -> ActionResult:
-        return await self.inner.resize(ref, container, requests, limits, reason)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
 class ScalabilityCollector(Collector):
-    """The four workload gauges, computed at scrape time from the book and the engine."""
+    """The four workload gauges, computed at scrape time from the engine's last pass."""
 
-    def __init__(
-        self,
-        book: WorkloadBook,
-        resolve: Callable[[WorkloadState], ResolvedPolicy],
-        forecasters: Callable[[], Mapping[WorkloadRef, Forecaster | None]],
-    ) -> None:
-        self._book = book
-        self._resolve = resolve
-        self._forecasters = forecasters
+    def __init__(self, engine: ScalabilityEngine) -> None:
+        self._engine = engine
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         families = {
@@ -156,9 +91,9 @@ class ScalabilityCollector(Collector):
                 labels=LABELS,
             ),
         }
-        forecasters = self._forecasters()
-        for state in self._book.states():
-            gauges = workload_gauges(state, self._resolve(state), forecasters.get(state.ref))
+        engine = self._engine
+        for ref, state in sorted(engine.last_states.items()):
+            gauges = workload_gauges(state, engine.resolve(state), engine.forecaster(ref))
             if gauges is None:
                 continue
             labels = [gauges.ref.namespace, gauges.ref.name, gauges.ref.kind]
@@ -174,19 +109,6 @@ class ScalabilityCollector(Collector):
 def register_engine_metrics(
     registry: CollectorRegistry, engine: ScalabilityEngine
 ) -> ScalabilityCollector:
-    """Route the engine's orchestrator through a recording one and register the gauges."""
-    book = WorkloadBook()
-    inner = engine.orchestrator
-
-    def recording() -> Orchestrator | None:
-        orchestrator = inner()
-        return None if orchestrator is None else RecordingOrchestrator(orchestrator, book)
-
-    engine.orchestrator = recording
-
-    def forecasters() -> dict[WorkloadRef, Forecaster | None]:
-        return {state.ref: engine.forecaster(state.ref) for state in book.states()}
-
-    collector = ScalabilityCollector(book, engine.resolve, forecasters)
+    collector = ScalabilityCollector(engine)
     registry.register(collector)
     return collector

@@ -111,6 +111,9 @@ class ScalabilityEngine:
     settings: ScalabilitySettings = field(default_factory=ScalabilitySettings)
     clock: Callable[[], float] = time.time
     _memory: dict[WorkloadRef, _WorkloadMemory] = field(default_factory=dict)
+    # The workloads as of the last pass, with the replica counts this engine then set: what
+    # the workload gauges show, without calling the cluster at scrape time.
+    last_states: dict[WorkloadRef, WorkloadState] = field(default_factory=dict)
     _sequence: int = 0
 
     def recent_direction(self, ref: WorkloadRef, within_seconds: float) -> Direction:
@@ -136,6 +139,7 @@ class ScalabilityEngine:
         if orchestrator is None or source is None:
             return []  # the platform is still starting
         states = {state.ref: state for state in await orchestrator.list_workloads()}
+        self.last_states = dict(states)
         for gone in set(self._memory) - set(states):
             del self._memory[gone]
         resolved = {ref: self.resolve(state) for ref, state in states.items()}
@@ -246,7 +250,9 @@ class ScalabilityEngine:
         result = await orchestrator.scale(ref, desired, f"{code}: {message}")
         if result.ok:
             memory.history = horizontal.history
-            memory.last_scaled = (now, "up" if desired > current else "down")
+            if not result.dry_run:
+                memory.last_scaled = (now, "up" if desired > current else "down")
+                self.last_states[ref] = dataclasses.replace(state, desired_replicas=desired)
         else:  # the scale did not happen: keep the recommendation, drop the event
             memory.history = dataclasses.replace(
                 horizontal.history,
