@@ -31,7 +31,7 @@ from agent.cache.l2 import RedisL2
 from controller.processes import free_port
 from shared.cache_client import CacheClient
 
-from bench_support import percentile, wait_healthy
+from bench_support import paced, percentile, wait_healthy
 
 
 def percentiles(samples: list[float]) -> str:
@@ -55,25 +55,16 @@ def bench_l1_in_process(entries: int = 10_000, gets: int = 100_000) -> list[floa
 
 
 def bench_http(url: str, token: str, rate: float, seconds: float) -> list[float]:
-    samples = []
     with CacheClient(url, token) as cache:
         cache.put("parts", "hot", b"x" * 100, ttl_seconds=3600)
         cache.get("parts", "hot")
-        gap = 1.0 / rate
-        started = time.perf_counter()
-        next_at = started
-        while time.perf_counter() - started < seconds:
-            now = time.perf_counter()
-            if now < next_at:
-                time.sleep(max(0.0, next_at - now - 0.0002))
-                continue
-            begin = time.perf_counter()
+
+        def lookup() -> None:
             hit = cache.get("parts", "hot")
-            samples.append(time.perf_counter() - begin)
             assert hit is not None
             assert hit.level == "L1"
-            next_at += gap
-    return samples
+
+        return paced(rate, seconds, lookup)
 
 
 async def bench_redis(url: str, reads: int = 5_000) -> tuple[list[float], list[float]]:

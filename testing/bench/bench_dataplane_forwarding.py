@@ -32,7 +32,7 @@ import yaml
 
 from controller.processes import free_port
 
-from bench_support import percentile, wait_healthy
+from bench_support import paced, percentile, wait_healthy
 
 # Backends in one process, one listener per port: each answers after a uniform random delay
 # in [low, high] seconds, or after the delay set by ``GET /__delay?seconds=S`` on its port
@@ -161,22 +161,14 @@ def steady_latencies(port: int, rate: float, seconds: float) -> list[float]:
     for _ in range(200):  # warm-up: connections, EWMA, pools
         connection.request("GET", "/warm")
         connection.getresponse().read()
-    samples = []
-    gap = 1.0 / rate
-    started = time.perf_counter()
-    next_at = started
-    while time.perf_counter() - started < seconds:
-        now = time.perf_counter()
-        if now < next_at:
-            time.sleep(max(0.0, next_at - now - 0.0002))
-            continue
-        begin = time.perf_counter()
+
+    def forward() -> None:
         connection.request("GET", "/item?id=1")
         response = connection.getresponse()
         response.read()
-        samples.append(time.perf_counter() - begin)
         assert response.status == 200, response.status
-        next_at += gap
+
+    samples = paced(rate, seconds, forward)
     connection.close()
     return sorted(samples)
 
