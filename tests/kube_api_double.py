@@ -55,8 +55,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 from kubernetes import client
 
@@ -1518,3 +1520,18 @@ def api_client(url: str, token: str | None) -> client.ApiClient:
         configuration.api_key = {"BearerToken": token}
         configuration.api_key_prefix = {"BearerToken": "Bearer"}
     return client.ApiClient(configuration)
+
+
+def write_kubeconfig(path: Path, url: str, token: str, user: str = "controller") -> Path:
+    """A kubeconfig file pointing at a served double with a bearer token, for the code paths
+    that read one (``from_kubeconfig``, the agent's pod list, controller processes)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "double", "cluster": {"server": url}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "double", "context": {"cluster": "double", "user": user}}],
+        "current-context": "double",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

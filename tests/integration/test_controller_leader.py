@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from kube_api_double import KubeApiDouble, serve_in_thread
+from kube_api_double import KubeApiDouble, serve_in_thread, write_kubeconfig
 from messages import TOKEN
 from services import LinescaleFactory, LinescaleServer
 from waiting import eventually
@@ -33,22 +32,7 @@ RBAC = {
 def kubeconfig(tmp_path: Path) -> Iterator[tuple[KubeApiDouble, Path]]:
     double = KubeApiDouble(tokens={KUBE_TOKEN: set(RBAC)})
     with serve_in_thread(double.app()) as url:
-        path = tmp_path / "kubeconfig"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "double", "cluster": {"server": url}}],
-                    "users": [{"name": "controller", "user": {"token": KUBE_TOKEN}}],
-                    "contexts": [
-                        {"name": "double", "context": {"cluster": "double", "user": "controller"}}
-                    ],
-                    "current-context": "double",
-                }
-            )
-        )
-        yield double, path
+        yield double, write_kubeconfig(tmp_path / "kubeconfig", url, KUBE_TOKEN)
 
 
 def leads(controller: LinescaleServer) -> bool:

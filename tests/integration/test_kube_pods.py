@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp.test_utils import TestClient
 from kubernetes import client
 
@@ -17,7 +16,7 @@ from agent.app import create_app
 from agent.kube_pods import KubePodDirectory, bare_container_id
 from shared.config import load_settings
 
-from kube_api_double import KubeApiDouble, pod, serve_in_thread
+from kube_api_double import KubeApiDouble, pod, serve_in_thread, write_kubeconfig
 from messages import TOKEN
 
 AGENT_TOKEN = "agent-sa-token"
@@ -157,21 +156,7 @@ async def test_agent_metrics_carry_pod_names_from_a_kubeconfig_pod_list(
         ],
     )
     with serve_in_thread(double.app()) as url:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "double", "cluster": {"server": url}}],
-                    "users": [{"name": "agent", "user": {"token": AGENT_TOKEN}}],
-                    "contexts": [
-                        {"name": "double", "context": {"cluster": "double", "user": "agent"}}
-                    ],
-                    "current-context": "double",
-                }
-            )
-        )
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", url, AGENT_TOKEN, user="agent")
         settings = load_settings(
             environ={},
             overrides={

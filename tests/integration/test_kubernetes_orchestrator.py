@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from controller.orchestrators.kubernetes import KubernetesOrchestrator
@@ -28,6 +27,7 @@ from kube_api_double import (
     pods_for,
     serve_in_thread,
     statefulset,
+    write_kubeconfig,
 )
 from kube_rbac import CONTROLLER_RBAC
 
@@ -526,21 +526,7 @@ async def test_dry_run_writes_nothing(served: tuple[KubeApiDouble, str]) -> None
 
 
 async def test_from_kubeconfig(served: tuple[KubeApiDouble, str], tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "double", "cluster": {"server": served[1]}}],
-                "users": [{"name": "controller", "user": {"token": CONTROLLER}}],
-                "contexts": [
-                    {"name": "double", "context": {"cluster": "double", "user": "controller"}}
-                ],
-                "current-context": "double",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", served[1], CONTROLLER)
     kube = KubernetesOrchestrator.from_kubeconfig(str(kubeconfig), namespaces=["line-a"])
     try:
         assert [w.ref for w in await kube.list_workloads()] == [BATCH]
