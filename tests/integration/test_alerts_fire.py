@@ -11,46 +11,20 @@ it (same alertname and job), so the ticket receiver hears nothing of it.
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from alerting import (
+    RECORDING_RULES,
+    alertmanager_alerts,
+    drain_notifications,
+    example_alertmanager,
+    rules_with_short_for,
+)
 from services import AlertmanagerFactory, PrometheusFactory, free_port, http_sink
 from waiting import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
-ALERTS = ROOT / "alerts"
 FIRED = "LinescaleControllerDown"
-
-
-def example_config_for(sink_port: int) -> str:
-    """``alerts/alertmanager.yml`` with every receiver posting to the sink at
-    ``/<receiver name>`` and the grouping waits cut to 1s."""
-    config = yaml.safe_load((ALERTS / "alertmanager.yml").read_text())
-    for receiver in config["receivers"]:
-        for webhook in receiver["webhook_configs"]:
-            webhook["url"] = f"http://127.0.0.1:{sink_port}/{receiver['name']}"
-    config["route"].update(group_wait="1s", group_interval="1s")
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def rules_firing_at_once(target: Path) -> Path:
-    """The real alert rules, with the fired alert's ``for:`` set to 0s."""
-    rules = yaml.safe_load((ALERTS / "linescale-alerts.yaml").read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            if rule.get("alert") == FIRED:
-                rule["for"] = "0s"
-    target.write_text(yaml.safe_dump(rules, sort_keys=False))
-    return target
-
-
-def alertmanager_alerts(url: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5) as response:
-        alerts: list[dict[str, Any]] = json.load(response)
-    return [alert for alert in alerts if alert["labels"].get("alertname") == FIRED]
 
 
 def test_controller_down_pages_and_its_warning_is_inhibited(
@@ -60,17 +34,13 @@ def test_controller_down_pages_and_its_warning_is_inhibited(
 ) -> None:
     dead_controller = f"127.0.0.1:{free_port()}"
     with http_sink() as (sink_port, received):
-        alertmanager = alertmanager_factory(webhook_url=f"http://127.0.0.1:{sink_port}/unused")
-        alertmanager.config_path.write_text(example_config_for(sink_port))
-        reload = urllib.request.Request(f"{alertmanager.url}/-/reload", method="POST")
-        with urllib.request.urlopen(reload, timeout=10) as response:
-            assert response.status == 200
+        alertmanager = example_alertmanager(alertmanager_factory, sink_port)
         prometheus_factory(
             {"linescale-controller": [dead_controller]},
             scrape_interval="1s",
             rule_files=[
-                ALERTS / "linescale-rules.yaml",
-                rules_firing_at_once(tmp_path / "linescale-alerts.yaml"),
+                RECORDING_RULES,
+                rules_with_short_for(tmp_path / "linescale-alerts.yaml", [FIRED]),
             ],
             alertmanager=alertmanager.address,
         )
@@ -79,11 +49,8 @@ def test_controller_down_pages_and_its_warning_is_inhibited(
         ticketed: list[dict[str, Any]] = []
 
         def controller_down_paged() -> bool:
-            while not received.empty():
-                path, body = received.get()
-                payload = json.loads(body)
-                fired = [a for a in payload["alerts"] if a["labels"]["alertname"] == FIRED]
-                (paged if path == "/linescale-pager" else ticketed).extend(fired)
+            for path, alert in drain_notifications(received, FIRED):
+                (paged if path == "/linescale-pager" else ticketed).append(alert)
             return bool(paged)
 
         eventually(controller_down_paged, within=60, what=f"{FIRED} at /linescale-pager")
@@ -92,14 +59,16 @@ def test_controller_down_pages_and_its_warning_is_inhibited(
         def warning_suppressed() -> bool:
             warnings = [
                 a
-                for a in alertmanager_alerts(alertmanager.url)
+                for a in alertmanager_alerts(alertmanager.url, FIRED)
                 if a["labels"]["severity"] == "warning"
             ]
             return bool(warnings) and all(a["status"]["state"] == "suppressed" for a in warnings)
 
         eventually(warning_suppressed, within=30, what="the warning inhibited by the critical")
         warning = next(
-            a for a in alertmanager_alerts(alertmanager.url) if a["labels"]["severity"] == "warning"
+            a
+            for a in alertmanager_alerts(alertmanager.url, FIRED)
+            if a["labels"]["severity"] == "warning"
         )
         controller_down_paged()  # drain what arrived meanwhile
 
