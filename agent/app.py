@@ -488,7 +488,14 @@ def _caching(
             await bus.start()
         ctx.cache.service = service
         try:
-            async with background_task(_expire_loop(l1), "agent-cache-expiry"):
+            async with contextlib.AsyncExitStack() as tasks:
+                await tasks.enter_async_context(
+                    background_task(_expire_loop(l1), "agent-cache-expiry")
+                )
+                if l2 is not None:
+                    await tasks.enter_async_context(
+                        background_task(_l2_probe_loop(l2), "agent-cache-l2-probe")
+                    )
                 yield
         finally:
             ctx.cache.service = None
@@ -528,6 +535,15 @@ def _dataplane(
             await running.close()
 
     return dataplane
+
+
+async def _l2_probe_loop(l2: RedisL2, idle_seconds: float = 1.0) -> None:
+    """Probe a down Redis on the backoff's schedule without waiting for traffic: otherwise a
+    quiet node would report L2 down (and LinescaleCacheL2Down keep firing) until its next
+    cache call."""
+    while True:
+        await asyncio.sleep(max(l2.retry_in, idle_seconds))
+        await l2.probe()
 
 
 async def _expire_loop(l1: L1Cache, interval_seconds: float = 1.0) -> None:

@@ -441,6 +441,18 @@ class RedisL2:
         """False while Redis is considered down (calls return misses without trying)."""
         return self._gate.up and not self._closed
 
+    async def probe(self) -> bool:
+        """While Redis is down, send the backoff's probe (a PING) even if no caller does, so an
+        idle node notices the recovery; returns whether Redis is available afterwards."""
+        if not self.available and self._gate.retry_in == 0:
+            await self._run("ping", self._client.ping)
+        return self.available
+
+    @property
+    def retry_in(self) -> float:
+        """Seconds until the next probe may go out while Redis is down (0 when up)."""
+        return self._gate.retry_in
+
     async def close(self) -> None:
         """Close the connection pool; later calls return misses."""
         if not self._closed:

@@ -216,6 +216,25 @@ def test_redis_outage_under_load_gives_no_caller_error_and_the_hit_ratio_recover
     assert (gauges_down, gauges) == ([0.0, 0.0], [1.0, 1.0])
 
 
+def test_an_idle_agent_reports_redis_back_without_waiting_for_traffic(
+    linescale_factory: LinescaleFactory, controlled_redis: ControlledRedis
+) -> None:
+    agent = start_cache_agent(linescale_factory, "node-idle", controlled_redis.url)
+    with CacheClient(agent.url, TOKEN) as client:
+        client.put("parts", "p-1", b"v")
+        controlled_redis.stop()
+        client.get("parts", "p-2")  # the one call that meets the outage
+        eventually(
+            lambda: metric(agent, "linescale_cache_l2_available") == 0, 10, "L2 down", poll=0.1
+        )
+        controlled_redis.restart()
+        # No cache call from here on: the agent's own probe must find Redis back, or
+        # LinescaleCacheL2Down would keep firing on a quiet node.
+        eventually(
+            lambda: metric(agent, "linescale_cache_l2_available") == 1, 20, "L2 back", poll=0.2
+        )
+
+
 def metric(server: LinescaleServer, series: str) -> float:
     """One series' value from a server's /metrics (0 when it has no sample yet)."""
     _, text = send("GET", f"{server.url}/metrics")

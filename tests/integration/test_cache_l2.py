@@ -506,6 +506,27 @@ async def test_stopped_redis_gives_fast_misses_one_warning_and_recovers_on_resta
         await cache.close()
 
 
+async def test_probe_finds_a_restarted_redis_without_any_caller(
+    controlled_redis: ControlledRedis, ns: str
+) -> None:
+    cache = new_l2(controlled_redis.url)
+    try:
+        assert await cache.probe()  # up: nothing to probe
+        controlled_redis.stop()
+        await cache.get(ns, "k")  # a caller meets the outage
+        assert not cache.available
+        assert not await cache.probe()  # inside the backoff: no call goes out
+        assert cache.stats.skipped == 0
+        await controlled_redis.arestart()
+        deadline = time.monotonic() + 10
+        while not await cache.probe():  # the agent's probe loop, without any cache traffic
+            assert time.monotonic() < deadline, "the probe never found Redis back"
+            await asyncio.sleep(cache.retry_in or 0.05)
+        assert cache.available
+    finally:
+        await cache.close()
+
+
 async def test_frozen_redis_times_out_within_the_bound_and_recovers(
     controlled_redis: ControlledRedis, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
