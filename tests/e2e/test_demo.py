@@ -1,20 +1,42 @@
-"""``linescale demo`` end to end: real child processes, a summary, and nothing left behind."""
+"""``linescale demo`` end to end: real child processes (agents, line-service replicas), load
+through the agents' dataplanes, a summary, a report folder, and nothing left behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import selectors
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
 
 LINESCALE = str(Path(sys.executable).parent / "linescale")
-
-
 MARKER = "DEMO_TEST_MARKER"  # outside the LINESCALE_ prefix, so never read as configuration
+CHARTS = ("load_replicas.svg", "latency.svg", "cache_hit_ratio.svg")
+CONTRACT = {
+    "pattern": str,
+    "speed": float,
+    "wall_seconds": float,
+    "simulated_seconds": float,
+    "requests": {"total": int, "ok": int, "errors": int, "success_ratio": float},
+    "latency_ms": {"mean": float, "p50": float, "p99": float},
+    "normal": {"requests": int, "mean_ms": float, "p99_ms": float},
+    "peak": {"requests": int, "mean_ms": float, "p99_ms": float},
+    "degradation_at_peak": float,
+    "scaling": {"actions": int, "min_replicas": int, "max_replicas": int, "replica_seconds": float},
+    "cache": {"hits": int, "misses": int, "hit_ratio": float},
+    "routing": {"ejections": int},
+    "cost": {"replica_hours": float, "cost": float, "static_peak_cost": float},
+}
 
 
 def demo_children(marker: str, demo_pid: int = 0) -> list[psutil.Process]:
@@ -35,40 +57,103 @@ def demo_env(marker: str) -> dict[str, str]:
     return {**base, MARKER: marker}
 
 
-def test_demo_runs_three_zones_converges_and_leaves_no_process() -> None:
+def conforms(value: object, shape: object) -> bool:
+    if isinstance(shape, dict):
+        return isinstance(value, dict) and all(
+            key in value and conforms(value[key], sub) for key, sub in shape.items()
+        )
+    if shape is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, shape)  # type: ignore[arg-type]
+
+
+def read_summary(report: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((report / "summary.json").read_text())
+    return summary
+
+
+def test_shift_change_scales_writes_the_report_and_leaves_no_process(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
+    report = tmp_path / "report"
     result = subprocess.run(
-        [LINESCALE, "demo", "--duration", "8", "--no-live"],
+        [LINESCALE, "demo", "--duration", "25", "--no-tty", "--report", str(report)],
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=100,
         env=demo_env(marker),
         check=False,
     )
     shown = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, shown
-    assert "agents registered: 3 of 3 (a, b, c)" in result.stdout, shown
-    assert "converged on routing v2 / tuning v1: 3 of 3" in result.stdout, shown
-    assert "processes stopped: 4 cleanly" in result.stdout, shown
+    assert "summary: shift-change" in result.stdout, shown
+    assert f"report:        {report}/README.md" in result.stdout, shown
+    assert "scalability local/line-service" in result.stdout, shown  # decisions as they happen
+    for name in ("README.md", "summary.json", *CHARTS):
+        assert (report / name).is_file(), name
+    summary = read_summary(report)
+    assert conforms(summary, CONTRACT), json.dumps(summary, indent=1)
+    assert summary["requests"]["total"] > 0, shown
+    assert summary["requests"]["success_ratio"] >= 0.99, shown
+    assert summary["scaling"]["actions"] >= 1, shown
+    assert summary["scaling"]["max_replicas"] > summary["scaling"]["min_replicas"], shown
+    assert summary["cache"]["hits"] > 0, shown
+    assert any(d["engine"] == "scalability" for d in summary["decisions"]), shown
+    assert summary["processes"]["needed_sigkill"] == [], shown
     assert demo_children(marker) == [], shown
 
 
-def test_demo_stops_its_children_when_interrupted() -> None:
+def wait_for_line(demo: subprocess.Popen[str], text: str, within: float) -> list[str]:
+    """Lines of the demo's stdout up to (and with) the first containing ``text``."""
+    assert demo.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(demo.stdout, selectors.EVENT_READ)
+    seen: list[str] = []
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if selector.select(timeout=0.5):
+            line = demo.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if text in line:
+                return seen
+    raise AssertionError(f"no {text!r} within {within}s; saw:\n{''.join(seen)}")
+
+
+def test_ctrl_c_ends_early_with_summary_report_and_no_process(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
+    report = tmp_path / "report"
     with subprocess.Popen(
-        [LINESCALE, "demo", "--duration", "60", "--no-live"],
+        [LINESCALE, "demo", "--duration", "60", "--no-tty", "--report", str(report)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=demo_env(marker),
     ) as demo:
-        deadline = time.monotonic() + 30
-        while len(demo_children(marker, demo.pid)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(demo_children(marker, demo.pid)) == 4
-        time.sleep(3)
-        demo.send_signal(2)  # SIGINT, as Ctrl-C
-        out, err = demo.communicate(timeout=30)
+        wait_for_line(demo, "sending load", 40)
+        assert len(demo_children(marker, demo.pid)) >= 6  # 3 agents and 3 replicas at least
+        time.sleep(4)
+        demo.send_signal(signal.SIGINT)  # as Ctrl-C
+        out, err = demo.communicate(timeout=40)
     assert demo.returncode == 0, err
-    assert "summary after" in out
+    assert "summary: shift-change" in out
+    assert "interrupted" in out
+    summary = read_summary(report)
+    assert summary["interrupted"] is True
+    assert summary["requests"]["total"] > 0
+    assert summary["wall_seconds"] < 30
     assert demo_children(marker) == []
+
+
+def test_unknown_pattern_exits_2_naming_the_choices(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [LINESCALE, "demo", "--pattern", "lunch-break", "--report", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    for name in ("lunch-break", "shift-change", "slow-replica", "noisy-neighbour", "flash-crowd"):
+        assert name in result.stderr, name
+    assert not (tmp_path / "r").exists()

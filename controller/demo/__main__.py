@@ -1,0 +1,3 @@
+from controller.demo import main
+
+main()
