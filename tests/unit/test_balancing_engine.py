@@ -36,8 +36,12 @@ def orders(ready: tuple[bool, ...] = (True, True, True), **annotations: str) -> 
     return WorkloadState(ORDERS, len(pods), sum(ready), pods, annotations=notes)
 
 
-def agent(node: str, dataplane: list[dict[str, Any]] | None = None) -> AgentReport:
-    body = report(node=node, zone=ZONES[node], endpoint=f"http://{node}:9400")
+def agent(
+    node: str, dataplane: list[dict[str, Any]] | None = None, routing_version: int = 0
+) -> AgentReport:
+    body = report(
+        node=node, zone=ZONES[node], endpoint=f"http://{node}:9400", routing_version=routing_version
+    )
     body["dataplane"] = dataplane or []
     return parse(AgentReport, json.dumps(body))
 
@@ -173,6 +177,33 @@ async def test_hand_set_routes_of_other_services_are_kept() -> None:
     table = w.published[-1]
     assert table.version == 8
     assert [s.name for s in table.services] == ["legacy", "orders"]
+
+
+async def test_a_restarted_controller_numbers_its_table_above_what_the_agents_hold() -> None:
+    # The agents still hold the predecessor's v40 (or older): a v1 would be ignored as stale.
+    w = world(orders())
+    w.reports = [agent("node-a", routing_version=40), agent("node-b", routing_version=12)]
+    await w.step(w.engine())
+    assert [table.version for table in w.published] == [41]
+
+
+async def test_unchanged_routes_are_published_again_when_the_agents_are_ahead() -> None:
+    # Its tables went out numbered from 1 while the agents reported none held; now they
+    # report the predecessor's v40 (a report from before the restart, say): the same routes
+    # go out again, numbered so that the agents take them.
+    w = world(orders())
+    engine = w.engine()
+    await w.step(engine)
+    w.now += 60  # past the slow-start window: the routes settle
+    await w.step(engine)
+    settled = w.published[-1]
+    w.reports = [agent(node, routing_version=40) for node in ZONES]
+    await w.step(engine)
+    table = w.published[-1]
+    assert table.version == 41
+    assert [s.endpoints for s in table.services] == [s.endpoints for s in settled.services]
+    await w.step(engine)
+    assert w.published[-1] is table  # caught up: nothing more to publish
 
 
 async def test_an_invalid_route_annotation_is_an_error_and_publishes_nothing() -> None:

@@ -11,9 +11,11 @@ Each pass (Envoy's outlier-detection interval, 10 s by default):
 3. For every caller zone (the zones of the fresh agents, Envoy's local cluster) the routing
    decision (``routing.compute_routing``) gives the zone shares; priority load, panic and
    slow-start weights are the same for all callers. Priority 0 is the callers' main region.
-4. When a service's route differs from the one held, a new RoutingTable (next version) is
-   published: held, and pushed to every fresh agent. Routes an operator set by hand for
-   services this engine does not manage are kept.
+4. When a service's route differs from the one held, a new RoutingTable is published: held,
+   and pushed to every fresh agent. Its version is above the held one and above any a fresh
+   agent reports (after a controller restart the agents hold the predecessor's numbering,
+   and the routes are published again so they take the new controller's table). Routes an
+   operator set by hand for services this engine does not manage are kept.
 
 Decisions (kind ``route``) are recorded for ejections and un-ejections and for changes of a
 service's routing mode or panic state, each with its reason.
@@ -184,7 +186,8 @@ class LoadBalancingEngine:
             outcomes.extend(
                 Outcome(ref, "unchanged", d.reason.code, decision=d) for d in decisions[1:]
             )
-        changed = await self._publish(routes)
+        agents_version = max((report.routing_version for report in reports), default=0)
+        changed = await self._publish(routes, agents_version)
         return [
             Outcome(o.workload, "acted", o.reason, decision=o.decision)
             if o.workload.name in changed and o.result == "unchanged"
@@ -284,12 +287,18 @@ class LoadBalancingEngine:
             panic=decision.panic if decision else False,
         )
 
-    async def _publish(self, routes: Mapping[str, ServiceRoute]) -> set[str]:
-        """Publish a new table when a managed route changed; the names that changed."""
+    async def _publish(self, routes: Mapping[str, ServiceRoute], agents_version: int) -> set[str]:
+        """Publish a new table when a managed route changed; the names that changed.
+
+        A restarted controller holds nothing while its agents still hold what its predecessor
+        pushed, numbered far above 1: they would ignore its tables as stale until its own
+        count caught up. So a table is numbered above the newest version any agent reports,
+        and the routes are published again when the agents are ahead of the held table."""
         held = self.held()
+        held_version = held.version if held else 0
         previous = {service.name: service for service in held.services} if held else {}
         changed = {name for name, route in routes.items() if previous.get(name) != route}
-        if not changed:
+        if not changed and not (routes and agents_version > held_version):
             return set()
         # Hand-set routes of services this engine never managed stay; its own gone ones go.
         kept = [s for name, s in previous.items() if name not in self._published]
@@ -297,7 +306,7 @@ class LoadBalancingEngine:
         self._published |= set(routes)
         services = sorted([*kept, *routes.values()], key=lambda s: s.name)
         table = RoutingTable(
-            version=(held.version if held else 0) + 1,
+            version=max(held_version, agents_version) + 1,
             generated_at=self.clock(),
             services=services,
         )
