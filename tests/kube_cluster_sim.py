@@ -265,9 +265,12 @@ class ClusterSim:
             {"type": "Ready", "status": "False", "lastTransitionTime": stamp},
         ]
         for container_status, c in zip(status["containerStatuses"], containers, strict=True):
-            del container_status["containerID"], container_status["imageID"]
+            # A waiting container has no containerID (omitempty) but an empty imageID: the
+            # field is required, and the kubernetes client refuses a status without it.
+            del container_status["containerID"]
             container_status.update(
                 image=c.get("image", "img"),
+                imageID="",
                 started=False,
                 state={"waiting": {"reason": "ContainerCreating"}},
             )

@@ -16,12 +16,14 @@ within 15 s and ``maxReplicas`` is 1000, so neither limit bites. Once 1000 pods 
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from kubernetes import client
 
 from controller.app import ControllerDeps, create_app
 from controller.orchestrators.kubernetes import KubernetesOrchestrator
@@ -114,6 +116,9 @@ def test_cluster_sim_creates_pods_in_bursts_and_starts_them_after_their_start_ti
     (first,) = double.pods
     assert (first["status"]["phase"], sim.ready_count) == ("Pending", 0)
     assert "podIP" not in first["status"]  # no sandbox yet
+    # The kubernetes client must read a pending pod as a real kubelet reports it.
+    pending = client.ApiClient().deserialize(json.dumps(first), "V1Pod", "application/json")
+    assert pending.status.container_statuses[0].image_id == ""
     assert stored_burst(double)["status"]["unavailableReplicas"] == 1
     now[0] += 2.0
     sim.sync_once()
