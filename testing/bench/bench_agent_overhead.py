@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 
 import psutil
 
@@ -28,19 +29,24 @@ from bench_support import percentile, wait_healthy
 GOALS = "goals: CPU < 1% of one core, RSS < 80 MB, scrape p99 < 50 ms"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--processes", type=int, default=400, help="idle processes to add")
-    parser.add_argument("--seconds", type=float, default=60.0, help="measurement window")
-    parser.add_argument("--warmup", type=float, default=12.0, help="seconds before measuring")
-    parser.add_argument("--scrape-interval", type=float, default=15.0)
-    parser.add_argument("--scrapes", type=int, default=100, help="for the latency figure")
-    args = parser.parse_args()
+@dataclass(frozen=True, slots=True)
+class OverheadFigures:
+    """The agent's CPU (% of one core) and RSS over the window, then ``/metrics`` latencies
+    (seconds, sorted) and the last exposition's size."""
 
-    idle = [
-        subprocess.Popen(["sleep", str(args.warmup + args.seconds + 60)])
-        for _ in range(args.processes)
-    ]
+    node_processes: int
+    window_seconds: float
+    cpu_percent: float
+    rss_bytes: int
+    scrape_latencies: list[float]
+    exposition_bytes: int
+
+
+def measure(
+    processes: int, seconds: float, warmup: float, scrape_interval: float, scrapes: int
+) -> OverheadFigures:
+    """Start ``processes`` idle processes and an agent, then measure the agent."""
+    idle = [subprocess.Popen(["sleep", str(warmup + seconds + 60)]) for _ in range(processes)]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -52,7 +58,7 @@ def main() -> None:
     agent = subprocess.Popen([*command, "--node", "bench", "--zone", "a"], env=env)
     try:
         wait_healthy(url)
-        time.sleep(args.warmup)
+        time.sleep(warmup)
         process = psutil.Process(agent.pid)
         node_processes = len(psutil.pids())
 
@@ -65,10 +71,10 @@ def main() -> None:
         cpu_before = process.cpu_times()
         started = time.monotonic()
         next_scrape = started
-        while time.monotonic() - started < args.seconds:
+        while time.monotonic() - started < seconds:
             if time.monotonic() >= next_scrape:
                 scrape()
-                next_scrape += args.scrape_interval
+                next_scrape += scrape_interval
             time.sleep(0.1)
         elapsed = time.monotonic() - started
         cpu_after = process.cpu_times()
@@ -76,22 +82,14 @@ def main() -> None:
         busy = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
 
         latencies = []
-        for _ in range(args.scrapes):
+        size = 0
+        for _ in range(scrapes):
             latency, size = scrape()
             latencies.append(latency)
             time.sleep(0.2)
-        latencies.sort()
-        print(f"node processes: {node_processes}; CPU window {elapsed:.0f}s")
-        print(
-            f"agent CPU: {100 * busy / elapsed:.2f}% of one core "
-            f"(sampling every 5 s, scraped every {args.scrape_interval:g} s)"
+        return OverheadFigures(
+            node_processes, elapsed, 100 * busy / elapsed, rss, sorted(latencies), size
         )
-        print(f"agent RSS: {rss / 1e6:.1f} MB")
-        print(
-            f"/metrics over {args.scrapes} scrapes: p50 {percentile(latencies, 0.5) * 1e3:.1f} ms,"
-            f" p99 {percentile(latencies, 0.99) * 1e3:.1f} ms, {size / 1e3:.0f} kB"
-        )
-        print(GOALS)
     finally:
         agent.terminate()
         agent.wait(timeout=15)
@@ -99,6 +97,30 @@ def main() -> None:
             sleeper.kill()
         for sleeper in idle:
             sleeper.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=400, help="idle processes to add")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measurement window")
+    parser.add_argument("--warmup", type=float, default=12.0, help="seconds before measuring")
+    parser.add_argument("--scrape-interval", type=float, default=15.0)
+    parser.add_argument("--scrapes", type=int, default=100, help="for the latency figure")
+    args = parser.parse_args()
+
+    figures = measure(args.processes, args.seconds, args.warmup, args.scrape_interval, args.scrapes)
+    latencies = figures.scrape_latencies
+    print(f"node processes: {figures.node_processes}; CPU window {figures.window_seconds:.0f}s")
+    print(
+        f"agent CPU: {figures.cpu_percent:.2f}% of one core "
+        f"(sampling every 5 s, scraped every {args.scrape_interval:g} s)"
+    )
+    print(f"agent RSS: {figures.rss_bytes / 1e6:.1f} MB")
+    print(
+        f"/metrics over {args.scrapes} scrapes: p50 {percentile(latencies, 0.5) * 1e3:.1f} ms,"
+        f" p99 {percentile(latencies, 0.99) * 1e3:.1f} ms, {figures.exposition_bytes / 1e3:.0f} kB"
+    )
+    print(GOALS)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 import redis
 import redis.asyncio as aredis
@@ -103,12 +104,22 @@ def bench_invalidation(a_url: str, b_url: str, token: str, rounds: int = 200) ->
     return samples
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=1000.0, help="HTTP requests per second")
-    parser.add_argument("--seconds", type=float, default=10.0, help="HTTP measurement window")
-    args = parser.parse_args()
-    redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+@dataclass(frozen=True, slots=True)
+class CacheFigures:
+    """Each level's samples, in seconds, in measurement order."""
+
+    l1_in_process: list[float]
+    http: list[float]
+    l2: list[float]
+    direct_redis: list[float]
+    invalidation: list[float]
+
+
+def measure(
+    rate: float, seconds: float, *, invalidation_rounds: int = 200, redis_server: str = ""
+) -> CacheFigures:
+    """Start a private Redis and two agents on it, then measure every level in turn."""
+    redis_server = redis_server or shutil.which("redis-server") or "/usr/bin/redis-server"
     workdir = tempfile.mkdtemp(prefix="linescale-bench-")
     redis_port = free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
@@ -145,23 +156,33 @@ def main() -> None:
             urls.append(f"http://127.0.0.1:{port}")
             wait_healthy(urls[-1])
 
-        print(f"L1 in-process get        {percentiles(bench_l1_in_process())}")
-        http = bench_http(urls[0], token, args.rate, args.seconds)
-        print(f"L1 via agent HTTP @{args.rate:g}/s {percentiles(http)}")
+        in_process = bench_l1_in_process()
+        http = bench_http(urls[0], token, rate, seconds)
         via_l2, direct = asyncio.run(bench_redis(redis_url))
-        print(f"L2 get (RedisL2)         {percentiles(via_l2)}")
-        print(f"direct redis-py GET      {percentiles(direct)}")
-        ratio = sorted(http)[len(http) // 2] / sorted(direct)[len(direct) // 2]
-        print(f"HTTP L1 hit / direct Redis GET, p50: {ratio:.2f}x")
-        print(
-            f"invalidation A->B        {percentiles(bench_invalidation(urls[0], urls[1], token))}"
-        )
+        invalidation = bench_invalidation(urls[0], urls[1], token, invalidation_rounds)
+        return CacheFigures(in_process, http, via_l2, direct, invalidation)
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0, help="HTTP requests per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="HTTP measurement window")
+    args = parser.parse_args()
+    figures = measure(args.rate, args.seconds)
+    print(f"L1 in-process get        {percentiles(figures.l1_in_process)}")
+    print(f"L1 via agent HTTP @{args.rate:g}/s {percentiles(figures.http)}")
+    print(f"L2 get (RedisL2)         {percentiles(figures.l2)}")
+    print(f"direct redis-py GET      {percentiles(figures.direct_redis)}")
+    http, direct = sorted(figures.http), sorted(figures.direct_redis)
+    ratio = http[len(http) // 2] / direct[len(direct) // 2]
+    print(f"HTTP L1 hit / direct Redis GET, p50: {ratio:.2f}x")
+    print(f"invalidation A->B        {percentiles(figures.invalidation)}")
 
 
 if __name__ == "__main__":

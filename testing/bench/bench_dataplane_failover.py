@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -64,12 +65,20 @@ async def load(
     return outcomes, killed_at
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=1000.0)
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--policy", default="p2c_peak_ewma")
-    args = parser.parse_args()
+@dataclass(frozen=True, slots=True)
+class FailoverFigures:
+    """Each request's outcome ("ok", a status, or "no answer (...)") and when the kill came."""
+
+    outcomes: Counter[str]
+    killed_at: float
+
+    @property
+    def success_ratio(self) -> float:
+        return self.outcomes["ok"] / sum(self.outcomes.values())
+
+
+def measure(rate: float, seconds: float, policy: str = "p2c_peak_ewma") -> FailoverFigures:
+    """Three backends behind the embedded proxy, one SIGKILLed a third into the load."""
     workdir = Path(tempfile.mkdtemp(prefix="linescale-bench-"))
     ports = [free_port() for _ in range(3)]
     backends = [start_backends([port], 0.005, 0.020) for port in ports]
@@ -79,26 +88,37 @@ def main() -> None:
         service = {
             "name": "bench",
             "listen": f"127.0.0.1:{proxy_port}",
-            "policy": args.policy,
+            "policy": policy,
             "endpoints": [f"127.0.0.1:{port}" for port in ports],
         }
         agent, _ = start_agent(workdir, [service])
         processes.append(agent)
         wait_port(proxy_port)
-        outcomes, killed_at = asyncio.run(load(proxy_port, args.rate, args.seconds, backends[1]))
-        total = sum(outcomes.values())
-        print(
-            f"3 backends 5-20 ms, {args.policy}, {args.rate:g} req/s for {args.seconds:g} s, "
-            f"one backend SIGKILLed at {killed_at:.1f} s"
-        )
-        others = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()) if k != "ok")
-        print(
-            f"success {outcomes['ok'] / total * 100:7.3f} %  ({outcomes['ok']}/{total}; "
-            f"{others or 'no failures'})"
-        )
+        outcomes, killed_at = asyncio.run(load(proxy_port, rate, seconds, backends[1]))
+        return FailoverFigures(outcomes, killed_at)
     finally:
         stop(processes)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--policy", default="p2c_peak_ewma")
+    args = parser.parse_args()
+    figures = measure(args.rate, args.seconds, args.policy)
+    outcomes = figures.outcomes
+    total = sum(outcomes.values())
+    print(
+        f"3 backends 5-20 ms, {args.policy}, {args.rate:g} req/s for {args.seconds:g} s, "
+        f"one backend SIGKILLed at {figures.killed_at:.1f} s"
+    )
+    others = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()) if k != "ok")
+    print(
+        f"success {figures.success_ratio * 100:7.3f} %  ({outcomes['ok']}/{total}; "
+        f"{others or 'no failures'})"
+    )
 
 
 if __name__ == "__main__":

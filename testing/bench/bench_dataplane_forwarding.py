@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,11 +174,21 @@ def steady_latencies(port: int, rate: float, seconds: float) -> list[float]:
     return sorted(samples)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=1000.0, help="requests per second")
-    parser.add_argument("--seconds", type=float, default=20.0, help="window per target")
-    args = parser.parse_args()
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """One target's latency at the steady rate, in seconds."""
+
+    p50: float
+    p99: float
+    samples: int
+
+
+DIRECT, EMBEDDED, HAPROXY = "direct", "embedded proxy", "haproxy 2.6"
+
+
+def measure(rate: float, seconds: float, *, with_haproxy: bool = True) -> dict[str, Latency]:
+    """Latency of direct calls, through the embedded proxy and (optionally) through HAProxy,
+    each at ``rate`` requests/s for ``seconds``, keyed by target name in that order."""
     workdir = Path(tempfile.mkdtemp(prefix="linescale-bench-"))
     backend_port, proxy_port, haproxy_port = free_port(), free_port(), free_port()
     processes = [start_backends([backend_port], 0.0, 0.0)]
@@ -189,31 +200,41 @@ def main() -> None:
         }
         processes.append(start_agent(workdir, [service])[0])
         wait_port(proxy_port)
-        processes.append(start_haproxy(workdir, haproxy_port, [backend_port]))
-        print(f"steady {args.rate:g} req/s for {args.seconds:g} s per target, one connection, "
-              f"64-byte answers, {os.cpu_count()} CPUs")  # fmt: skip
+        targets = [(DIRECT, backend_port), (EMBEDDED, proxy_port)]
+        if with_haproxy:
+            processes.append(start_haproxy(workdir, haproxy_port, [backend_port]))
+            targets.append((HAPROXY, haproxy_port))
         results = {}
-        for name, port in (
-            ("direct", backend_port),
-            ("embedded proxy", proxy_port),
-            ("haproxy 2.6", haproxy_port),
-        ):
-            samples = steady_latencies(port, args.rate, args.seconds)
-            results[name] = (percentile(samples, 0.5), percentile(samples, 0.99))
-            p50, p99 = results[name]
-            figures = f"p50 {p50 * 1e3:7.3f} ms   p99 {p99 * 1e3:7.3f} ms"
-            print(f"{name:15s} {figures}   (n={len(samples)})")
-        direct50, direct99 = results["direct"]
-        for name in ("embedded proxy", "haproxy 2.6"):
-            p50, p99 = results[name]
-            print(
-                f"added by {name:15s} p50 {(p50 - direct50) * 1e3:7.3f} ms "
-                f"({p50 / direct50:4.2f}x direct)   p99 {(p99 - direct99) * 1e3:7.3f} ms "
-                f"({p99 / direct99:4.2f}x direct)"
+        for name, port in targets:
+            samples = steady_latencies(port, rate, seconds)
+            results[name] = Latency(
+                percentile(samples, 0.5), percentile(samples, 0.99), len(samples)
             )
+        return results
     finally:
         stop(processes)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0, help="requests per second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="window per target")
+    args = parser.parse_args()
+    results = measure(args.rate, args.seconds)
+    print(f"steady {args.rate:g} req/s for {args.seconds:g} s per target, one connection, "
+          f"64-byte answers, {os.cpu_count()} CPUs")  # fmt: skip
+    for name, latency in results.items():
+        figures = f"p50 {latency.p50 * 1e3:7.3f} ms   p99 {latency.p99 * 1e3:7.3f} ms"
+        print(f"{name:15s} {figures}   (n={latency.samples})")
+    direct = results[DIRECT]
+    for name in (EMBEDDED, HAPROXY):
+        p50, p99 = results[name].p50, results[name].p99
+        print(
+            f"added by {name:15s} p50 {(p50 - direct.p50) * 1e3:7.3f} ms "
+            f"({p50 / direct.p50:4.2f}x direct)   p99 {(p99 - direct.p99) * 1e3:7.3f} ms "
+            f"({p99 / direct.p99:4.2f}x direct)"
+        )
 
 
 if __name__ == "__main__":

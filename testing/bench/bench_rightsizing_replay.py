@@ -108,6 +108,48 @@ def replay(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    """Every trace's replay (None: the file is absent) and the interval-weighted totals."""
+
+    replays: dict[str, Replay | None]
+    intervals: int
+    cpu_slack: float
+    memory_slack: float
+    cpu_over: float
+    memory_over: float
+
+
+def measure(
+    traces: tuple[str, ...],
+    peak_cores: float,
+    base_mib: float,
+    load_mib: float,
+    policy: RightsizingPolicy,
+) -> ReplaySummary | None:
+    """Replay each trace; None when no trace was there to replay."""
+    replays: dict[str, Replay | None] = {}
+    sums = np.zeros(6)
+    intervals = 0
+    for name in traces:
+        if not (TRACES_DIR / name).exists():
+            replays[name] = None
+            continue
+        result = replays[name] = replay(name, peak_cores, base_mib, load_mib, policy)
+        sums += np.array(result.sums)
+        intervals += result.intervals
+    if intervals == 0:
+        return None
+    return ReplaySummary(
+        replays,
+        intervals,
+        cpu_slack=float((sums[0] - sums[1]) / sums[0]),
+        memory_slack=float((sums[2] - sums[3]) / sums[2]),
+        cpu_over=float(sums[4] / intervals),
+        memory_over=float(sums[5] / intervals),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peak-cores", type=float, default=4.0)
@@ -130,30 +172,29 @@ def main() -> None:
         f"{'trace':34s} {'days':>4s} {'skip':>4s} {'intervals':>9s} {'cpu slack':>9s} "
         f"{'mem slack':>9s} {'cpu over':>8s} {'mem over':>8s}"
     )
-    sums = np.zeros(6)
-    intervals = 0
-    for name in TRACES:
-        if not (TRACES_DIR / name).exists():
+    summary = measure(TRACES, args.peak_cores, args.base_mib, args.load_mib, policy)
+    if summary is None:
+        for name in TRACES:
+            print(f"{name:34s} skipped: file absent")
+        return
+    for name, result in summary.replays.items():
+        if result is None:
             print(f"{name:34s} skipped: file absent")
             continue
-        result = replay(name, args.peak_cores, args.base_mib, args.load_mib, policy)
-        sums += np.array(result.sums)
-        intervals += result.intervals
         print(
             f"{name:34s} {result.days:4d} {result.skipped_days:4d} {result.intervals:9d} "
             f"{result.cpu_slack:9.1%} {result.memory_slack:9.1%} {result.cpu_over:8.2%} "
             f"{result.memory_over:8.2%}"
         )
-    if intervals == 0:
-        return
-    cpu_slack = (sums[0] - sums[1]) / sums[0]
-    memory_slack = (sums[2] - sums[3]) / sums[2]
-    memory_over = sums[5] / intervals
     print(
-        f"{'all (interval-weighted)':34s} {'':4s} {'':4s} {intervals:9d} {cpu_slack:9.1%} "
-        f"{memory_slack:9.1%} {sums[4] / intervals:8.2%} {memory_over:8.2%}"
+        f"{'all (interval-weighted)':34s} {'':4s} {'':4s} {summary.intervals:9d} "
+        f"{summary.cpu_slack:9.1%} {summary.memory_slack:9.1%} {summary.cpu_over:8.2%} "
+        f"{summary.memory_over:8.2%}"
     )
-    met = max(cpu_slack, memory_slack) <= SLACK_GOAL and memory_over < MEMORY_OVER_GOAL
+    met = (
+        max(summary.cpu_slack, summary.memory_slack) <= SLACK_GOAL
+        and summary.memory_over < MEMORY_OVER_GOAL
+    )
     print(
         f"goal: slack <= {SLACK_GOAL:.0%} and memory over request < {MEMORY_OVER_GOAL:.1%} "
         f"of intervals -> {'met' if met else 'NOT met'}"

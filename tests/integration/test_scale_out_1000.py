@@ -21,65 +21,30 @@ import time
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 from kubernetes import client
 
-from controller.app import ControllerDeps, create_app
-from controller.orchestrators.kubernetes import KubernetesOrchestrator
-from controller.ports import WorkloadRef
-from controller.sources.scrape import ScrapeSource
 from controller.sources.workloads import workload_of
-from shared.config import load_settings
 
-from demand_exporter import Demand, serve_demand
-from kube_api_double import KubeApiDouble, api_client, deployment, serve_in_thread
 from kube_cluster_sim import BURST_REPLICAS, ClusterSim, StartTime
-from kube_rbac import CONTROLLER_RBAC
-from messages import TOKEN
+from scale_out_world import (
+    BURST,
+    MAX_REPLICAS,
+    NS,
+    PER_POD_TARGET,
+    REQUESTS_PER_SECOND,
+    SCALE_PATH,
+    BurstWorld,
+    burst_double,
+    burst_world,
+    stored_burst,
+)
 from waiting import eventually_async
 
 pytestmark = pytest.mark.timeout(120)
 
-NS = "shop"
-BURST = WorkloadRef(NS, "burst", "Deployment")
-CONTROLLER = "controller-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-SCALE_PATH = f"/apis/apps/v1/namespaces/{NS}/deployments/burst/scale"
-REQUESTS_PER_SECOND = 10_000.0
-PER_POD_TARGET = 10
-MAX_REPLICAS = 1000
 DECIDE_AND_ACTUATE_BUDGET_SECONDS = 5.0
 SCALABILITY = '{engine="scalability"}'
 PASS_SECONDS = "linescale_reconcile_duration_seconds"
-POLICY = {
-    "minReplicas": 1,
-    "maxReplicas": MAX_REPLICAS,
-    "metrics": [
-        {
-            "type": "Pods",
-            "pods": {
-                "metric": {"name": "requests_per_second"},
-                "target": {"type": "AverageValue", "averageValue": str(PER_POD_TARGET)},
-            },
-        }
-    ],
-    "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 1000, "periodSeconds": 15}]}},
-}
-
-
-def burst_double() -> KubeApiDouble:
-    """Deployment ``burst``, 1 replica wanted and no pod yet: the simulator makes it."""
-    return KubeApiDouble(
-        tokens={CONTROLLER: set(CONTROLLER_RBAC)},
-        deployments=[deployment("burst", NS, replicas=1, ready_replicas=0)],
-    )
-
-
-def stored_burst(double: KubeApiDouble) -> dict[str, Any]:
-    obj = double.find("deployments", NS, "burst")
-    assert obj is not None
-    return obj
 
 
 def sample(metrics: str, name: str) -> float:
@@ -144,62 +109,16 @@ def test_cluster_sim_creates_pods_in_bursts_and_starts_them_after_their_start_ti
 # --- end to end ----------------------------------------------------------------------------------
 
 
-async def test_one_decision_scales_1_to_1000_within_5s_and_the_cluster_brings_them_up(
-    aiohttp_client: Any,
-) -> None:
-    double = burst_double()
-    patch_arrived: list[float] = []
-    double.before_next(
-        r"/deployments/burst/scale$", lambda _: patch_arrived.append(time.time()), method="PATCH"
-    )
+async def test_one_decision_scales_1_to_1000_within_5s_and_the_cluster_brings_them_up() -> None:
     start_time = StartTime(mean_seconds=2.0, stddev_seconds=0.5, min_seconds=0.5)
-    with (
-        serve_in_thread(double.app()) as url,
-        ClusterSim(double, NS, "burst", start_time=start_time, seed=7) as sim,
-    ):
-
-        async def first_pod_ready() -> bool:
-            return sim.ready_count == 1
-
-        await eventually_async(first_pod_ready, 30, "the first pod ready")
-        demand = Demand(NS, sim.pod_names[0], timestamps=True)
-        demand.set(REQUESTS_PER_SECOND)
-        exporter = serve_demand(demand)
-        try:
-            source = ScrapeSource(lambda: [exporter.address], interval_seconds=1)
-            orchestrator = KubernetesOrchestrator(
-                api_client(url, CONTROLLER),
-                timeout_seconds=30,
-                backoff_seconds=3,
-                instance="controller-0",
-            )
-            settings = load_settings(
-                environ={},
-                overrides={"token": TOKEN, "controller": {"scaling_interval_seconds": 0.5}},
-            )
-            app = create_app(settings, ControllerDeps(source=source, orchestrator=orchestrator))
-            test_client: TestClient[web.Request, web.Application] = await aiohttp_client(app)
-            try:
-                await scale_out(test_client, double, sim, orchestrator, source, patch_arrived)
-            finally:
-                await test_client.close()  # the controller stops before the API double does
-        finally:
-            exporter.close()
+    async with burst_world(start_time, seed=7) as world:
+        await scale_out(world)
 
 
-async def scale_out(
-    test_client: TestClient[web.Request, web.Application],
-    double: KubeApiDouble,
-    sim: ClusterSim,
-    orchestrator: KubernetesOrchestrator,
-    source: ScrapeSource,
-    patch_arrived: list[float],
-) -> None:
-    async def rate_seen() -> bool:  # so the first pass with the policy has its metric
-        reading = await source.current("requests_per_second", [BURST], time.time())
-        return reading is not None and BURST in reading.values
-
-    await eventually_async(rate_seen, 30, "the scrape source sees the request rate")
+async def scale_out(world: BurstWorld) -> None:
+    test_client, double, sim = world.client, world.double, world.sim
+    orchestrator, patch_arrived = world.orchestrator, world.patch_arrived
+    await world.wait_rate_seen()
 
     async def decisions() -> list[dict[str, Any]]:
         answer = await test_client.get(
@@ -212,8 +131,7 @@ async def scale_out(
     async def metrics() -> str:
         return await (await test_client.get("/metrics")).text()
 
-    put = await test_client.put(f"/v1/workloads/{NS}/burst/policy", json=POLICY, headers=AUTH)
-    assert put.status == 200, await put.text()
+    await world.put_policy()
 
     async def scaled() -> bool:
         return any(d["to_value"] != d["from_value"] for d in await decisions())
