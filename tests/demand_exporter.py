@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 def _wall_clock_ms() -> float:
@@ -101,3 +102,49 @@ def serve_exposition(exposition: Callable[[], bytes]) -> Exporter:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return Exporter(server)
+
+
+def requests_policy(min_replicas: int, max_replicas: int, per_replica_rps: float) -> dict[str, Any]:
+    """An HPA spec scaling on ``requests_per_second`` (the metric ``Demand`` drives) per
+    replica: scale-up by up to 10 pods per 15 s, scale-down without stabilisation, so a test
+    sees both within seconds."""
+    return {
+        "minReplicas": min_replicas,
+        "maxReplicas": max_replicas,
+        "metrics": [
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": "requests_per_second"},
+                    "target": {"type": "AverageValue", "averageValue": str(per_replica_rps)},
+                },
+            }
+        ],
+        "behavior": {
+            "scaleUp": {"policies": [{"type": "Pods", "value": 10, "periodSeconds": 15}]},
+            "scaleDown": {"stabilizationWindowSeconds": 0},
+        },
+    }
+
+
+# A replica for LocalOrchestrator workloads: ``python -c REPLICA_SERVER PORT`` answers every GET
+# with 200. The listen backlog is raised from socketserver's 5: with 5, a burst of 20 new
+# connections sees about half time out connecting, and the controller rightly ejects a
+# replica that is only too small a test server (a real one listens with 128+).
+REPLICA_SERVER = """
+import http.server, sys
+
+http.server.ThreadingHTTPServer.request_queue_size = 128
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""

@@ -43,7 +43,7 @@ from alerting import (
     example_alertmanager,
     rules_with_short_for,
 )
-from demand_exporter import Demand, Exporter, serve_demand
+from demand_exporter import Demand, Exporter, requests_policy, serve_demand
 from kube_api_double import KubeApiDouble, deployment, pods_for, serve_in_thread, write_kubeconfig
 from kube_rbac import CONTROLLER_RBAC
 from messages import TOKEN
@@ -251,23 +251,7 @@ def metric(server: LinescaleServer, series: str) -> float:
 ORDERS = WorkloadRef("line", "orders", "Local")
 SOURCE_ALERT = "LinescaleMetricsSourceUnhealthy"
 PER_REPLICA_RPS = 10
-POLICY = {
-    "minReplicas": 1,
-    "maxReplicas": 4,
-    "metrics": [
-        {
-            "type": "Pods",
-            "pods": {
-                "metric": {"name": "requests_per_second"},
-                "target": {"type": "AverageValue", "averageValue": str(PER_REPLICA_RPS)},
-            },
-        }
-    ],
-    "behavior": {
-        "scaleUp": {"policies": [{"type": "Pods", "value": 10, "periodSeconds": 15}]},
-        "scaleDown": {"stabilizationWindowSeconds": 0},
-    },
-}
+POLICY = requests_policy(1, 4, PER_REPLICA_RPS)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -37,7 +37,7 @@ from controller.sources.prometheus import PrometheusSource
 from shared.config import Settings, load_settings
 from shared.wire import ServiceRoute
 
-from demand_exporter import Demand, serve_demand
+from demand_exporter import REPLICA_SERVER, Demand, requests_policy, serve_demand
 from messages import TOKEN
 from services import (
     HAProxyFactory,
@@ -59,49 +59,9 @@ PER_REPLICA_RPS = 10  # the policy's target; the demand exporter sets what Prome
 LOAD_RPS = 60  # the real traffic through the dataplane, steady for the whole test
 SUCCESS_FLOOR = 0.999
 
-# A replica: answers every GET with 200 (ThreadingHTTPServer, one connection per request).
-# The listen backlog is socketserver's 5 unless raised: a burst of 20 new connections then
-# sees about half time out connecting, the agent reports five in a row, and the controller
-# rightly ejects a replica that is only too small a test server (a real one listens with 128+).
-SERVER = """
-import http.server, sys
-
-http.server.ThreadingHTTPServer.request_queue_size = 128
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-"""
-
 
 def policy(min_replicas: int, max_replicas: int) -> dict[str, Any]:
-    """Scale on requests per second per replica; scale-down without stabilisation so the
-    test sees it within seconds."""
-    return {
-        "minReplicas": min_replicas,
-        "maxReplicas": max_replicas,
-        "metrics": [
-            {
-                "type": "Pods",
-                "pods": {
-                    "metric": {"name": "requests_per_second"},
-                    "target": {"type": "AverageValue", "averageValue": str(PER_REPLICA_RPS)},
-                },
-            }
-        ],
-        "behavior": {
-            "scaleUp": {"policies": [{"type": "Pods", "value": 10, "periodSeconds": 15}]},
-            "scaleDown": {"stabilizationWindowSeconds": 0},
-        },
-    }
+    return requests_policy(min_replicas, max_replicas, PER_REPLICA_RPS)
 
 
 class OutlivingOrchestrator:
@@ -291,7 +251,7 @@ async def stack(
     spec = LocalWorkloadSpec(
         ORDERS.name,
         namespace=ORDERS.namespace,
-        command=[sys.executable, "-c", SERVER, "{port}"],
+        command=[sys.executable, "-c", REPLICA_SERVER, "{port}"],
         readiness_path="/",
         # Longer than a balancing pass plus a push: the agent stops sending to a replica
         # before it is stopped.

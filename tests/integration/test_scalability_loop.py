@@ -20,7 +20,7 @@ from controller.ports import WorkloadRef
 from controller.sources.prometheus import PrometheusSource
 from shared.config import load_settings
 
-from demand_exporter import Demand, serve_demand
+from demand_exporter import REPLICA_SERVER, Demand, requests_policy, serve_demand
 from messages import TOKEN
 from services import PrometheusFactory
 from waiting import eventually_async
@@ -31,40 +31,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ORDERS = WorkloadRef("line", "orders", "Local")
 PER_REPLICA_RPS = 10
 
-SERVER = """
-import http.server, sys
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args):
-        pass
-
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-"""
-
-
-POLICY = {
-    "minReplicas": 1,
-    "maxReplicas": 5,
-    "metrics": [
-        {
-            "type": "Pods",
-            "pods": {
-                "metric": {"name": "requests_per_second"},
-                "target": {"type": "AverageValue", "averageValue": str(PER_REPLICA_RPS)},
-            },
-        }
-    ],
-    "behavior": {
-        "scaleUp": {"policies": [{"type": "Pods", "value": 10, "periodSeconds": 15}]},
-        "scaleDown": {"stabilizationWindowSeconds": 0},
-    },
-}
+POLICY = requests_policy(1, 5, PER_REPLICA_RPS)
 
 
 @pytest.fixture
@@ -73,7 +41,7 @@ async def orchestrator(tmp_path: Path) -> AsyncIterator[LocalOrchestrator]:
     spec = LocalWorkloadSpec(
         "orders",
         namespace="line",
-        command=[sys.executable, "-c", SERVER, "{port}"],
+        command=[sys.executable, "-c", REPLICA_SERVER, "{port}"],
         readiness_path="/",
         drain_seconds=0.2,
         stop_timeout_seconds=2.0,
