@@ -12,13 +12,18 @@ scraper stamps samples with its own clock and the rate it sees wobbles with sche
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from controller.orchestrators.local import LocalOrchestrator, LocalWorkloadSpec
 
 
 def _wall_clock_ms() -> float:
@@ -148,3 +153,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
+
+
+@contextlib.asynccontextmanager
+async def local_replicas(
+    log_dir: Path, name: str, namespace: str, replicas: int = 1
+) -> AsyncIterator[LocalOrchestrator]:
+    """A LocalOrchestrator running ``REPLICA_SERVER`` replicas of one workload, stopped on exit."""
+    local = LocalOrchestrator(probe_interval_seconds=0.1, log_dir=log_dir)
+    spec = LocalWorkloadSpec(
+        name,
+        namespace=namespace,
+        command=[sys.executable, "-c", REPLICA_SERVER, "{port}"],
+        readiness_path="/",
+        drain_seconds=0.2,
+        stop_timeout_seconds=2.0,
+    )
+    try:
+        result = await local.register(spec, replicas)
+        assert result.ok, result.detail
+        yield local
+    finally:
+        await local.close()

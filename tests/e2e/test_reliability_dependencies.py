@@ -30,7 +30,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from controller.app import ControllerDeps, create_app
-from controller.orchestrators.local import LocalOrchestrator, LocalWorkloadSpec
+from controller.orchestrators.local import LocalOrchestrator
 from controller.ports import WorkloadRef
 from controller.sources.prometheus import PrometheusSource
 from shared.cache_client import CacheClient, CacheError
@@ -43,7 +43,7 @@ from alerting import (
     example_alertmanager,
     rules_with_short_for,
 )
-from demand_exporter import Demand, Exporter, requests_policy, serve_demand
+from demand_exporter import Demand, Exporter, local_replicas, requests_policy, serve_demand
 from kube_api_double import KubeApiDouble, deployment, pods_for, serve_in_thread, write_kubeconfig
 from kube_rbac import CONTROLLER_RBAC
 from messages import TOKEN
@@ -257,22 +257,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def orders(tmp_path: Path) -> AsyncIterator[LocalOrchestrator]:
-    """One local workload of tiny HTTP servers (the stdlib's), at one replica."""
-    local = LocalOrchestrator(probe_interval_seconds=0.1, log_dir=tmp_path / "logs")
-    spec = LocalWorkloadSpec(
-        ORDERS.name,
-        namespace=ORDERS.namespace,
-        command=[sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
-        readiness_path="/",
-        drain_seconds=0.2,
-        stop_timeout_seconds=2.0,
-    )
-    try:
-        result = await local.register(spec, 1)
-        assert result.ok, result.detail
+    """One local workload of tiny HTTP servers, at one replica."""
+    async with local_replicas(tmp_path / "logs", ORDERS.name, ORDERS.namespace) as local:
         yield local
-    finally:
-        await local.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ shows unhealthy, and scaling resumes when it returns."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from controller.app import ControllerDeps, create_app
-from controller.orchestrators.local import LocalOrchestrator, LocalWorkloadSpec
+from controller.orchestrators.local import LocalOrchestrator
 from controller.ports import WorkloadRef
 from controller.sources.prometheus import PrometheusSource
 from shared.config import load_settings
 
-from demand_exporter import REPLICA_SERVER, Demand, requests_policy, serve_demand
+from demand_exporter import Demand, local_replicas, requests_policy, serve_demand
 from messages import TOKEN
 from services import PrometheusFactory
 from waiting import eventually_async
@@ -37,21 +36,8 @@ POLICY = requests_policy(1, 5, PER_REPLICA_RPS)
 
 @pytest.fixture
 async def orchestrator(tmp_path: Path) -> AsyncIterator[LocalOrchestrator]:
-    local = LocalOrchestrator(probe_interval_seconds=0.1, log_dir=tmp_path / "logs")
-    spec = LocalWorkloadSpec(
-        "orders",
-        namespace="line",
-        command=[sys.executable, "-c", REPLICA_SERVER, "{port}"],
-        readiness_path="/",
-        drain_seconds=0.2,
-        stop_timeout_seconds=2.0,
-    )
-    try:
-        result = await local.register(spec, 1)
-        assert result.ok, result.detail
+    async with local_replicas(tmp_path / "logs", "orders", "line") as local:
         yield local
-    finally:
-        await local.close()
 
 
 async def test_scales_on_prometheus_holds_through_its_outage_and_resumes(
