@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_SECONDS ?= 60
+DEMO_SECONDS ?= 120
 
 .PHONY: demo test lint clean
 
