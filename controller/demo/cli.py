@@ -13,14 +13,17 @@ from pathlib import Path
 from rich.console import Console
 
 from controller.demo.fleet import (
+    PART_TTL_SIMULATED_SECONDS,
     DemoError,
     DemoOptions,
     Fleet,
     new_result,
     new_token,
+    part_ttl_seconds,
     preflight,
     run_demo,
 )
+from controller.demo.loadgen import ACTIVE_PARTS
 from controller.demo.report import build_summary, charts, summary_text, write_report
 from controller.demo.scenarios import (
     DEFAULT_PEAK_RPS,
@@ -133,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     live = sys.stdout.isatty() and not args.no_tty
     console = Console()
     report_dir = Path(args.report)
+    targets_path = None
+    if args.prometheus:
+        report_dir.mkdir(parents=True, exist_ok=True)  # Prometheus reads its targets from here
+        targets_path = report_dir.resolve() / "prometheus-targets.json"
     code = 0
     with tempfile.TemporaryDirectory(prefix="linescale-demo-") as workdir:
         fleet = Fleet(Path(workdir), token=new_token())
@@ -144,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             prometheus_url=args.prometheus.rstrip("/"),
             redis_url=args.redis,
             workdir=Path(workdir),
+            targets_path=targets_path,
         )
         result = new_result(timeline)
         try:
@@ -166,7 +174,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             local_ejections=result.local_ejections,
             interrupted=result.interrupted,
         )
+        summary["cache"].update(
+            active_parts=ACTIVE_PARTS,
+            part_ttl_simulated_seconds=PART_TTL_SIMULATED_SECONDS,
+            part_ttl_wall_seconds=round(part_ttl_seconds(timeline.speed), 3),
+        )
         summary["processes"] = {"stopped": len(fleet.children), "needed_sigkill": killed}
+        summary["harness"] = result.harness
         if result.error:
             summary["error"] = result.error
         write_report(

@@ -10,8 +10,18 @@
   (the dataplane's counters are per service and endpoint; container CPU comes from kubelet
   cgroups). So the demo gives the controller a ScrapeSource (the same class) whose targets are
   the agents *and* the replicas, which export ``http_requests_total`` and the latency histogram
-  per pod. With ``--prometheus URL`` the controller reads that Prometheus instead, which must
-  scrape the replicas itself (their addresses are in ``prometheus-targets.json``, file_sd).
+  per pod. With ``--prometheus URL`` the controller reads that Prometheus instead (scraping
+  every ``PROMETHEUS_SCRAPE_SECONDS``), which must scrape the agents and the replicas itself:
+  their addresses are in ``<report>/prometheus-targets.json`` (file_sd, rewritten whenever
+  the replicas change, left in place after the run), and the demo prints the scrape_config
+  an operator adds.
+- The load generator runs in its own process (``loadgen.LoadProcess``): on this loop it would
+  time the controller's stalls as the service's latency. ``health`` watches this loop (lag,
+  where it blocks, CPU) and the summary's ``harness`` section says how healthy it was.
+- Cache: a part's TTL is the freshness bound of part master data, ``PART_TTL_SIMULATED_SECONDS``
+  = 10 minutes of the story's time, so it is divided by the speed like every other duration of
+  the story (40 s of wall time at 15x): the cache then sees as many lookups per TTL as the
+  line would. Not scaling it would let one entry live for hours of simulated production.
 - Every child is stopped on the way out (SIGTERM, then SIGKILL), and the kernel tells them to
   stop if this process dies (PR_SET_PDEATHSIG).
 """
@@ -42,7 +52,13 @@ from rich.console import Console
 from rich.live import Live
 
 from controller.app import CONTROLLER, ControllerDeps, create_app
-from controller.demo.loadgen import LatencyHistogram, LoadGenerator, Recorder
+from controller.demo.health import (
+    BlockSampler,
+    LoopWatch,
+    engine_passes,
+    harness_summary,
+)
+from controller.demo.loadgen import LatencyHistogram, LoadProcess, LoadProcessError, Recorder
 from controller.demo.report import ReplicaSample
 from controller.demo.scenarios import FaultEvent, Timeline
 from controller.demo.view import (
@@ -57,6 +73,7 @@ from controller.demo.view import (
 from controller.orchestrators.local import LocalOrchestrator, LocalWorkloadSpec
 from controller.ports import WorkloadRef
 from controller.processes import die_with_parent_preexec, free_port
+from controller.sources.prometheus import PrometheusSource
 from controller.sources.scrape import ScrapeSource
 from shared.config import load_settings
 from shared.logs import configure_logging
@@ -75,6 +92,8 @@ SLOW_FAIL_RATIO = 0.5
 REQUEST_TIMEOUT_MS = 2000
 FINDING_LINE_EVERY_SECONDS = 30.0
 PLAIN_EVERY_SECONDS = 5.0
+PART_TTL_SIMULATED_SECONDS = 600.0
+PROMETHEUS_SCRAPE_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +193,7 @@ class DemoOptions:
     prometheus_url: str = ""
     redis_url: str = ""
     workdir: Path = Path(".")
+    targets_path: Path | None = None  # file_sd targets for --prometheus (in the report folder)
 
 
 def scaling_policy() -> dict[str, Any]:
@@ -211,8 +231,13 @@ def scaling_policy() -> dict[str, Any]:
     }
 
 
+def part_ttl_seconds(speed: float) -> float:
+    """Wall seconds a part stays cached: part master data's TTL in the story's time."""
+    return PART_TTL_SIMULATED_SECONDS / speed
+
+
 def line_service_spec(
-    controller_url: str, route_port: int, token: str, initial_replicas: int
+    controller_url: str, route_port: int, token: str, initial_replicas: int, ttl_seconds: float
 ) -> LocalWorkloadSpec:
     return LocalWorkloadSpec(
         SERVICE,
@@ -229,6 +254,8 @@ def line_service_spec(
             SERVICE,
             "--controller",
             controller_url,
+            "--ttl",
+            f"{ttl_seconds:.3f}",
         ],
         env={"LINESCALE_TOKEN": token},
         readiness_path="/healthz",
@@ -260,14 +287,14 @@ def controller_overrides(token: str, prometheus_url: str) -> dict[str, Any]:
     }
 
 
-def tuning_set(version: int) -> dict[str, Any]:
+def tuning_set(version: int, part_ttl: float) -> dict[str, Any]:
     return {
         "version": version,
         "generated_at": time.time(),
         "cache": {
             "capacity_bytes": 64 * 2**20,
-            "default_ttl_seconds": 30.0,
-            "max_ttl_seconds": 300.0,
+            "default_ttl_seconds": part_ttl,
+            "max_ttl_seconds": max(300.0, part_ttl),  # a longer TTL would be refused
         },
         "dataplane": {
             "connect_timeout_ms": 250,
@@ -561,12 +588,13 @@ class RunResult:
     local_ejections: int = 0
     interrupted: bool = False
     error: str = ""
+    harness: dict[str, Any] = field(default_factory=dict)
 
 
 def snapshot_of(
     timeline: Timeline,
     recorder: Recorder,
-    loadgen: LoadGenerator | None,
+    loadgen: LoadProcess | None,
     observer: Observer,
     faults: Faults,
     wall: float,
@@ -654,18 +682,46 @@ async def _status_ok(session: aiohttp.ClientSession, url: str) -> bool:
     return False
 
 
-def write_targets(path: Path, agents: list[str], local: LocalOrchestrator) -> None:
-    """file_sd targets for a Prometheus given with --prometheus: the agents and the replicas."""
-    replicas = local.ready_endpoints(LINE)
-    path.write_text(
-        json.dumps(
-            [
-                {"targets": agents, "labels": {"job": "linescale-agents"}},
-                {"targets": replicas, "labels": {"job": SERVICE}},
-            ],
-            indent=2,
-        )
+def scrape_targets(agents: list[str], replicas: list[str]) -> list[dict[str, Any]]:
+    """file_sd target groups for a Prometheus given with --prometheus."""
+    return [
+        {"targets": agents, "labels": {"job": "linescale-agents"}},
+        {"targets": replicas, "labels": {"job": SERVICE}},
+    ]
+
+
+def write_targets(path: Path, groups: list[dict[str, Any]]) -> None:
+    """Whole or not at all: Prometheus re-reads the file as soon as it changes."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(groups, indent=2) + "\n")
+    partial.replace(path)
+
+
+def scrape_config(targets_path: Path) -> str:
+    """What an operator adds to their Prometheus's ``scrape_configs`` for --prometheus."""
+    return (
+        "scrape_configs:\n"
+        "  - job_name: linescale-demo\n"
+        f"    scrape_interval: {PROMETHEUS_SCRAPE_SECONDS:g}s\n"
+        f"    scrape_timeout: {PROMETHEUS_SCRAPE_SECONDS:g}s\n"
+        "    file_sd_configs:\n"
+        f"      - files: [{json.dumps(str(targets_path))}]\n"
+        "        refresh_interval: 5s"
     )
+
+
+class TargetsFile:
+    """Keeps the file_sd targets file in step with the ready replicas."""
+
+    def __init__(self, path: Path, agents: list[str], local: LocalOrchestrator) -> None:
+        self.path, self.agents, self.local = path, agents, local
+        self.written: list[dict[str, Any]] | None = None
+
+    def refresh(self) -> None:
+        groups = scrape_targets(self.agents, self.local.ready_endpoints(LINE))
+        if groups != self.written:
+            write_targets(self.path, groups)
+            self.written = groups
 
 
 def new_result(timeline: Timeline) -> RunResult:
@@ -690,12 +746,16 @@ async def run_demo(
     controller_url = f"http://127.0.0.1:{controller_port}"
     agent_ports = {zone: free_port() for zone in ZONES}
     agent_urls = [f"http://127.0.0.1:{port}" for port in agent_ports.values()]
-    source: ScrapeSource | None = None
+    source: ScrapeSource | PrometheusSource
     settings = load_settings(
         environ={}, overrides=controller_overrides(fleet.token, options.prometheus_url)
     )
     app: web.Application
-    if not options.prometheus_url:
+    if options.prometheus_url:
+        source = PrometheusSource(
+            options.prometheus_url, scrape_interval_seconds=PROMETHEUS_SCRAPE_SECONDS
+        )
+    else:
 
         def targets() -> list[str]:
             return [*app[CONTROLLER].agent_endpoints(), *local.ready_endpoints(LINE)]
@@ -770,9 +830,10 @@ async def _run_with_controller(
     if not await _wait("three agents registered", agents_registered, 30, stop, fleet):
         result.interrupted = True
         return result
+    part_ttl = part_ttl_seconds(timeline.speed)
     async with session.put(
         f"{controller_url}/v1/tuning",
-        json=tuning_set(1),
+        json=tuning_set(1, part_ttl),
         headers={"Authorization": f"Bearer {fleet.token}"},
     ) as response:
         if response.status != 200:
@@ -780,7 +841,7 @@ async def _run_with_controller(
     route_port = free_port()
     initial = int(scaling_policy()["minReplicas"])
     registered = await local.register(
-        line_service_spec(controller_url, route_port, fleet.token, initial), initial
+        line_service_spec(controller_url, route_port, fleet.token, initial, part_ttl), initial
     )
     if not registered.ok:
         raise DemoError(f"the line service did not start: {registered.detail}")
@@ -794,14 +855,36 @@ async def _run_with_controller(
     if not await _wait("the agents' dataplanes route the line service", routed, 30, stop, fleet):
         result.interrupted = True
         return result
-    if options.prometheus_url:
-        write_targets(options.workdir / "prometheus-targets.json", agent_urls, local)
+    targets_file: TargetsFile | None = None
+    if options.prometheus_url and options.targets_path is not None:
+        agent_hosts = [url.removeprefix("http://") for url in agent_urls]
+        targets_file = TargetsFile(options.targets_path, agent_hosts, local)
+        targets_file.refresh()
+        say(
+            f"linescale demo: {options.prometheus_url} must scrape the agents and the replicas "
+            f"listed in {options.targets_path}; add to its configuration:\n"
+            + scrape_config(options.targets_path)
+        )
 
     observer = Observer(session, controller_url, local)
     faults = Faults(fleet, observer, session)
-    loadgen = LoadGenerator(timeline, entrypoints, recorder)
+    loadgen = LoadProcess(
+        timeline,
+        entrypoints,
+        recorder,
+        options.workdir / "loadgen.log",
+        preexec_fn=die_with_parent_preexec(),
+    )
+    try:
+        await loadgen.open()
+    except LoadProcessError as error:
+        raise DemoError(str(error)) from None
     started = time.monotonic()
     result.started_epoch = time.time()
+    watch = LoopWatch(started)
+    watch_task = asyncio.create_task(watch.run(stop), name="demo-loop-watch")
+    sampler = BlockSampler(watch)
+    sampler.start()
     await observer.poll_decisions()
     observer.take_fresh()  # decisions made while starting up are not the story's
     say(
@@ -825,6 +908,8 @@ async def _run_with_controller(
                 if live is None:
                     print(line, flush=True)
             await observer.poll(wall)
+            if targets_file is not None:
+                targets_file.refresh()
             lines = observer.finding_lines + [
                 decision_line(decision, float(decision["decided_at"]) - result.started_epoch)
                 for decision in observer.take_fresh()
@@ -851,9 +936,24 @@ async def _run_with_controller(
         result.interrupted = stop.is_set()
         stop.set()
         result.wall_seconds = min(time.monotonic() - started, timeline.wall_seconds)
+        sampler.stop()
         with contextlib.suppress(Exception):
+            await watch_task
+        load_error: BaseException | None = None
+        try:
             await asyncio.wait_for(load_task, loadgen.timeout_seconds + 3)
+        except Exception as error:  # reported below, once the run is wound down
+            load_error = error
+        await loadgen.close()
         await faults.end_all()
+        if targets_file is not None:
+            targets_file.refresh()
+        result.harness = harness_summary(
+            watch.seconds,
+            recorder.ordered(),
+            sampler.samples,
+            engine_passes(await _text(session, f"{controller_url}/metrics")),
+        )
         with contextlib.suppress(Exception):
             await observer.poll(result.wall_seconds)
         result.replicas = observer.replicas
@@ -866,7 +966,16 @@ async def _run_with_controller(
             key=lambda d: float(d["decided_at"]),
         )
         result.local_ejections = observer.local_ejections
+    if load_error is not None and not result.interrupted:
+        raise DemoError(f"the load generator failed: {load_error}")
     return result
+
+
+async def _text(session: aiohttp.ClientSession, url: str) -> str:
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+        async with session.get(url) as response:
+            return await response.text()
+    return ""
 
 
 def new_token() -> str:

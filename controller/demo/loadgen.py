@@ -3,8 +3,17 @@
 Open loop because callers on a line do not wait for the service to be ready before the next
 scan: a closed-loop generator would slow down with the service and hide the latency a spike
 causes. Requests go through the three agents' dataplane listeners in turn (callers on three
-nodes) for Zipf-distributed part ids (a few hot parts, a long tail), so the cache sees a
-realistic hit ratio.
+nodes) for part ids of the line's active production orders.
+
+The part catalogue is what a line actually looks up, not the whole part master: the parts of
+its active production orders, ``ACTIVE_PARTS`` = 300 (about 20 orders of 15 bill-of-material
+lines), picked Zipf(1.1): the parts of the order being built now and the common ones (fasteners,
+labels) on every scan, the rest of the orders' parts now and then. How long a part stays cached
+(its TTL, which bounds how stale part master data may be) is the line service's, in
+``controller.demo.fleet``.
+
+The generator runs in its own process (see the protocol at the end of this module), so the
+latency it measures is the service's, not the demo controller's event loop's.
 
 Memory is bounded: each time bucket keeps counters and a log-binned latency histogram
 (``LatencyHistogram``, about 4 % wide bins), never the requests themselves.
@@ -16,17 +25,25 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import json
+import logging
 import math
 import random
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from controller.demo.scenarios import Timeline
+from controller.demo.scenarios import Timeline, timeline_from_json, timeline_to_json
 
+ACTIVE_PARTS = 300
+PART_POPULARITY_EXPONENT = 1.1
 _MIN_MS = 0.05
 _RATIO = 1.04  # bin width: quantiles are within about 2 % of the truth
 _LOG_RATIO = math.log(_RATIO)
@@ -95,6 +112,9 @@ class Bucket:
     cache: Counter[str] = field(default_factory=Counter)  # X-Cache: L1, L2, MISS
     pods: Counter[str] = field(default_factory=Counter)  # which replica answered
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # How late the generator's own loop woke up, at worst, in this bucket: its requests were
+    # sent (and their answers read) that much late, so latency above it is not all the service's.
+    generator_lag_ms: float = 0.0
 
     @property
     def failed(self) -> int:
@@ -118,18 +138,21 @@ class Recorder:
             raise ValueError("bucket_seconds must be positive")
         self.bucket_seconds = bucket_seconds
         self.buckets: dict[int, Bucket] = {}
+        self._changed: set[int] = set()
 
-    def bucket(self, at: float, offered_rps: float | None = None) -> Bucket:
+    def bucket(self, at: float) -> Bucket:
         index = int(at // self.bucket_seconds)
+        self._changed.add(index)
         bucket = self.buckets.get(index)
         if bucket is None:
             bucket = self.buckets[index] = Bucket(start=index * self.bucket_seconds)
-            if offered_rps is not None:
-                bucket.offered_rps = offered_rps
         return bucket
 
     def sent(self, at: float, offered_rps: float) -> None:
-        self.bucket(at, offered_rps).sent += 1
+        bucket = self.bucket(at)
+        if bucket.sent == 0:  # the bucket's first request: the rate when the bucket began
+            bucket.offered_rps = offered_rps
+        bucket.sent += 1
 
     def record(self, outcome: Outcome) -> None:
         bucket = self.bucket(outcome.sent_at)
@@ -146,6 +169,19 @@ class Recorder:
         if outcome.pod:
             bucket.pods[outcome.pod] += 1
 
+    def lag(self, at: float, lag_ms: float) -> None:
+        bucket = self.bucket(at)
+        bucket.generator_lag_ms = max(bucket.generator_lag_ms, lag_ms)
+
+    def take_changed(self) -> list[tuple[int, Bucket]]:
+        """Buckets changed since the last call (the generator's process sends these)."""
+        changed, self._changed = self._changed, set()
+        return [(index, self.buckets[index]) for index in sorted(changed) if index in self.buckets]
+
+    def put(self, index: int, bucket: Bucket) -> None:
+        """A bucket as the generator's process last sent it; replaces the older copy."""
+        self.buckets[index] = bucket
+
     def ordered(self) -> list[Bucket]:
         return [self.buckets[index] for index in sorted(self.buckets)]
 
@@ -156,7 +192,9 @@ class Recorder:
 class PartPicker:
     """Zipf-distributed part ids: part k is chosen with weight 1 / k**s."""
 
-    def __init__(self, parts: int = 5000, exponent: float = 1.1, seed: int = 7) -> None:
+    def __init__(
+        self, parts: int = ACTIVE_PARTS, exponent: float = PART_POPULARITY_EXPONENT, seed: int = 7
+    ) -> None:
         weights = [1 / (k**exponent) for k in range(1, parts + 1)]
         self._cumulative = list(itertools.accumulate(weights))
         self._random = random.Random(seed)
@@ -226,8 +264,11 @@ class LoadGenerator:
                     task = asyncio.create_task(self._one(session, url, wall))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                slept_from = self.clock()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.tick_seconds)
+                late_ms = (self.clock() - slept_from - self.tick_seconds) * 1000
+                self.recorder.lag(wall, max(0.0, late_ms))
             await self.drain(self.timeout_seconds + 1)
 
     async def drain(self, within_seconds: float) -> None:
@@ -259,3 +300,229 @@ class LoadGenerator:
             raise
         self.recorder.record(outcome)
         self.in_flight -= 1
+
+
+# --- the generator in its own process ----------------------------------------------------------
+#
+# The controller (engines, scraping, the LocalOrchestrator) runs on the demo's event loop; a
+# generator on that loop would time the loop's stalls as the service's latency. So the
+# generator runs in a child process (``python -m controller.demo.loadgen``) and sends its
+# buckets back as JSON lines on stdout; the demo's recorder replaces each bucket with the
+# newest copy. The protocol, one JSON object a line:
+#   demo -> generator: {"timeline": ..., "targets": [...], "bucket_seconds": s}
+#   generator -> demo: {"ready": true}
+#   demo -> generator: {"start": t}  (t: time.monotonic() of wall 0; one clock for all processes)
+#   generator -> demo: {"buckets": [...], "in_flight": n}  twice a second, changed buckets only
+#   demo -> generator: {"stop": true}, or end of file
+#   generator -> demo: the last buckets, then {"done": true}
+
+REPORT_EVERY_SECONDS = 0.5
+
+
+def bucket_to_json(index: int, bucket: Bucket) -> dict[str, Any]:
+    return {
+        "index": index,
+        "start": bucket.start,
+        "offered_rps": bucket.offered_rps,
+        "sent": bucket.sent,
+        "ok": bucket.ok,
+        "errors": bucket.errors,
+        "unanswered": bucket.unanswered,
+        "cache": dict(bucket.cache),
+        "pods": dict(bucket.pods),
+        "bins": {str(key): count for key, count in bucket.latency.bins.items()},
+        "count": bucket.latency.count,
+        "total_ms": bucket.latency.total_ms,
+        "generator_lag_ms": bucket.generator_lag_ms,
+    }
+
+
+def bucket_from_json(data: dict[str, Any]) -> tuple[int, Bucket]:
+    latency = LatencyHistogram(
+        Counter({int(key): int(count) for key, count in data["bins"].items()}),
+        int(data["count"]),
+        float(data["total_ms"]),
+    )
+    bucket = Bucket(
+        start=float(data["start"]),
+        offered_rps=float(data["offered_rps"]),
+        sent=int(data["sent"]),
+        ok=int(data["ok"]),
+        errors=int(data["errors"]),
+        unanswered=int(data["unanswered"]),
+        cache=Counter(data["cache"]),
+        pods=Counter(data["pods"]),
+        latency=latency,
+        generator_lag_ms=float(data["generator_lag_ms"]),
+    )
+    return int(data["index"]), bucket
+
+
+class LoadProcessError(RuntimeError):
+    """The generator's process failed; the message has its log's tail."""
+
+
+class LoadProcess:
+    """The demo's side of the generator's process: starts it, feeds ``recorder`` with its
+    buckets, stops it. Same ``in_flight``/``timeout_seconds`` as a ``LoadGenerator``."""
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        targets: Sequence[str],
+        recorder: Recorder,
+        log_path: Path,
+        *,
+        timeout_seconds: float = 5.0,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
+        self.timeline = timeline
+        self.targets = list(targets)
+        self.recorder = recorder
+        self.log_path = log_path
+        self.timeout_seconds = timeout_seconds
+        self.preexec_fn = preexec_fn
+        self.in_flight = 0
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def open(self, within_seconds: float = 30.0) -> None:
+        """Start the process and wait until it is ready to send."""
+        with self.log_path.open("wb") as log_file:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "controller.demo.loadgen",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log_file,
+                preexec_fn=self.preexec_fn,
+            )
+        self._send(
+            {
+                "timeline": timeline_to_json(self.timeline),
+                "targets": self.targets,
+                "bucket_seconds": self.recorder.bucket_seconds,
+                "timeout_seconds": self.timeout_seconds,
+            }
+        )
+        try:
+            message = await asyncio.wait_for(self._receive(), within_seconds)
+        except TimeoutError:
+            message = None
+        if not message or not message.get("ready"):
+            raise LoadProcessError(f"the load generator did not start:\n{self._log_tail()}")
+
+    async def run(self, started_at: float, stop: asyncio.Event) -> None:
+        """Send until the timeline ends or ``stop``; every bucket is in ``recorder`` after."""
+        self._send({"start": started_at})
+        stopper = asyncio.create_task(self._stop_when(stop))
+        try:
+            while (message := await self._receive()) is not None:
+                for data in message.get("buckets", []):
+                    self.recorder.put(*bucket_from_json(data))
+                self.in_flight = int(message.get("in_flight", self.in_flight))
+                if message.get("done"):
+                    return
+        finally:
+            stopper.cancel()
+        raise LoadProcessError(f"the load generator died:\n{self._log_tail()}")
+
+    async def close(self) -> None:
+        """Make sure the process is gone (it exits by itself after ``done``)."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 2.0)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+    async def _stop_when(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        with contextlib.suppress(OSError):
+            self._send({"stop": True})
+
+    def _pipes(self) -> tuple[asyncio.StreamWriter, asyncio.StreamReader]:
+        if self.process is None or self.process.stdin is None or self.process.stdout is None:
+            raise LoadProcessError("the load generator is not started")
+        return self.process.stdin, self.process.stdout
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._pipes()[0].write(json.dumps(message).encode() + b"\n")
+
+    async def _receive(self) -> dict[str, Any] | None:
+        line = await self._pipes()[1].readline()
+        if not line:
+            return None
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def _log_tail(self, lines: int = 12) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _emit(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def _emit_changed(recorder: Recorder, generator: LoadGenerator, **extra: Any) -> None:
+    changed = [bucket_to_json(index, bucket) for index, bucket in recorder.take_changed()]
+    _emit({"buckets": changed, "in_flight": generator.in_flight, **extra})
+
+
+async def _serve_demo() -> None:
+    """The generator's process: the protocol above, on stdin and stdout."""
+    loop = asyncio.get_running_loop()
+    # Ctrl-C reaches the whole process group; the demo tells this process when to stop, so it
+    # can still send the buckets of the requests in flight.
+    loop.add_signal_handler(signal.SIGINT, lambda: None)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    config = json.loads(await reader.readline() or b"null")
+    if not config:
+        return
+    recorder = Recorder(float(config["bucket_seconds"]))
+    generator = LoadGenerator(
+        timeline_from_json(config["timeline"]),
+        config["targets"],
+        recorder,
+        timeout_seconds=float(config["timeout_seconds"]),
+    )
+    _emit({"ready": True})
+    start = json.loads(await reader.readline() or b"null")
+    if not start or "start" not in start:
+        return
+    stop = asyncio.Event()
+
+    async def stop_on_word() -> None:
+        await reader.readline()  # {"stop": true} or end of file: either way, stop
+        stop.set()
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(REPORT_EVERY_SECONDS)
+            _emit_changed(recorder, generator)
+
+    listener = asyncio.create_task(stop_on_word())
+    reporter = asyncio.create_task(report())
+    try:
+        await generator.run(float(start["start"]), stop)
+    finally:
+        listener.cancel()
+        reporter.cancel()
+    _emit_changed(recorder, generator, done=True)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(_serve_demo())
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 from shared.load_patterns import LoadPattern, generate
 
@@ -212,4 +212,45 @@ def build_timeline(
         step_sim=step,
         rates=rates,
         faults=faults,
+    )
+
+
+def timeline_to_json(timeline: Timeline) -> dict[str, Any]:
+    """The timeline as plain JSON, for the load generator's own process."""
+    return {
+        "scenario": timeline.scenario,
+        "speed": timeline.speed,
+        "wall_seconds": timeline.wall_seconds,
+        "start_sim": timeline.start_sim,
+        "step_sim": timeline.step_sim,
+        "rates": list(timeline.rates),
+        "faults": [
+            {
+                "kind": fault.kind,
+                "start_wall": fault.start_wall,
+                "end_wall": fault.end_wall,
+                "target": fault.target,
+            }
+            for fault in timeline.faults
+        ],
+    }
+
+
+def timeline_from_json(data: dict[str, Any]) -> Timeline:
+    return Timeline(
+        scenario=str(data["scenario"]),
+        speed=float(data["speed"]),
+        wall_seconds=float(data["wall_seconds"]),
+        start_sim=float(data["start_sim"]),
+        step_sim=float(data["step_sim"]),
+        rates=tuple(float(rate) for rate in data["rates"]),
+        faults=tuple(
+            FaultEvent(
+                cast(FaultKind, fault["kind"]),
+                float(fault["start_wall"]),
+                float(fault["end_wall"]),
+                str(fault["target"]),
+            )
+            for fault in data["faults"]
+        ),
     )

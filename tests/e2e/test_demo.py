@@ -16,6 +16,11 @@ from typing import Any
 
 import psutil
 import pytest
+import yaml
+
+from controller.demo.fleet import scrape_config
+
+from services import PrometheusFactory, RedisServer, http_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,9 +38,15 @@ CONTRACT = {
     "peak": {"requests": int, "mean_ms": float, "p99_ms": float},
     "degradation_at_peak": float,
     "scaling": {"actions": int, "min_replicas": int, "max_replicas": int, "replica_seconds": float},
-    "cache": {"hits": int, "misses": int, "hit_ratio": float},
+    "cache": {"hits": int, "misses": int, "hit_ratio": float, "warm_hit_ratio": float},
     "routing": {"ejections": int},
     "cost": {"replica_hours": float, "cost": float, "static_peak_cost": float},
+    "harness": {
+        "generator_in_own_process": bool,
+        "controller_loop_lag_ms": {"p99": float, "max": float},
+        "cpu_percent": {"mean": float},
+        "engine_passes": {"scalability": {"passes": int}},
+    },
 }
 
 
@@ -157,3 +168,51 @@ def test_unknown_pattern_exits_2_naming_the_choices(tmp_path: Path) -> None:
     for name in ("lunch-break", "shift-change", "slow-replica", "noisy-neighbour", "flash-crowd"):
         assert name in result.stderr, name
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.services
+def test_with_prometheus_and_redis_it_scales_from_prometheus_and_reads_parts_from_l2(
+    tmp_path: Path, prometheus_factory: PrometheusFactory, redis_server: RedisServer
+) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    targets = report / "prometheus-targets.json"
+    prometheus = prometheus_factory({})
+    # The snippet the demo prints is what this Prometheus runs: it must be valid config.
+    config = yaml.safe_load(prometheus.config_path.read_text())
+    config["scrape_configs"] = yaml.safe_load(scrape_config(targets))["scrape_configs"]
+    prometheus.config_path.write_text(yaml.safe_dump(config))
+    http_json("POST", f"{prometheus.url}/-/reload")
+    marker = uuid.uuid4().hex
+
+    result = subprocess.run(
+        [
+            *(LINESCALE, "demo", "--duration", "30", "--no-tty", "--report", str(report)),
+            *("--prometheus", prometheus.url, "--redis", redis_server.url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        env=demo_env(marker),
+        check=False,
+    )
+
+    shown = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, shown
+    assert "file_sd_configs" in result.stdout, shown
+    assert str(targets) in result.stdout, shown
+    groups = json.loads(targets.read_text())  # left in place after the run
+    assert [group["labels"]["job"] for group in groups] == ["linescale-agents", "line-service"]
+    summary = read_summary(report)
+    assert summary["requests"]["success_ratio"] >= 0.99, shown
+    assert summary["scaling"]["actions"] >= 1, shown  # decided from Prometheus's figures
+    assert summary["scaling"]["max_replicas"] > summary["scaling"]["min_replicas"], shown
+    # Every replica that ran was scraped, those the scale-out started too; a replica gone
+    # from the file is stale now, so look back over the run.
+    scraped = prometheus.query('max by (instance) (max_over_time(up{job="line-service"}[10m]))')
+    up = sum(1 for series in scraped if series["value"][1] == "1")
+    assert up >= summary["scaling"]["max_replicas"], shown
+    cache = summary["cache"]
+    assert cache["l2_hits"] > 0, shown  # a part one node fetched, another read from Redis
+    assert cache["hits"] == cache["l1_hits"] + cache["l2_hits"], shown
+    assert demo_children(marker) == [], shown

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.demo.health import harness_summary
 from controller.demo.loadgen import (
     Bucket,
     LatencyHistogram,
@@ -20,8 +21,11 @@ from controller.demo.report import (
     CHARTS,
     ReplicaSample,
     build_summary,
+    cache_figures,
     charts,
     degradation,
+    elapsed_labeller,
+    readme,
     replica_seconds,
     split_normal_peak,
     summary_text,
@@ -119,6 +123,33 @@ def test_due_requests_carry_the_fraction(
     assert (count, left) == (expected[0], pytest.approx(expected[1]))
 
 
+def test_warm_hit_ratio_counts_only_requests_after_the_first_quarter() -> None:
+    buckets = [Bucket(float(start)) for start in range(8)]
+    buckets[0].cache.update({"MISS": 10})  # cold start
+    buckets[1].cache.update({"MISS": 4, "L1": 6})
+    buckets[2].cache.update({"MISS": 1, "L1": 6, "L2": 3})  # 2.0 s = 25 % of 8 s: warm
+    buckets[7].cache.update({"L1": 10})
+    figures = cache_figures(buckets, wall_seconds=8.0)
+    assert figures == {
+        "hits": 25,
+        "misses": 15,
+        "hit_ratio": round(25 / 40, 4),
+        "l1_hits": 22,
+        "l2_hits": 3,
+        "warm_hit_ratio": round(19 / 20, 4),
+        "warm_after_seconds": 2.0,
+        "warm_lookups": 20,
+    }
+
+
+@pytest.mark.parametrize(
+    ("span", "seconds", "label"),
+    [(1800.0, 900.0, "15 min"), (4 * 3600.0, 5400.0, "1.5 h"), (7 * 86400.0, 86400.0, "1 d")],
+)
+def test_chart_axis_unit_suits_the_span(span: float, seconds: float, label: str) -> None:
+    assert elapsed_labeller(span)(seconds) == label
+
+
 def test_parts_are_zipf_so_a_few_are_hot() -> None:
     picker = PartPicker(parts=1000, seed=1)
     picks = [picker.pick() for _ in range(5000)]
@@ -200,6 +231,9 @@ def test_summary_matches_the_contract_and_its_figures() -> None:
         "hit_ratio": round(6 / 9, 4),
         "l1_hits": 6,
         "l2_hits": 0,
+        "warm_hit_ratio": 0.0,  # the hits were all in the first quarter (2.5 s of 10 s)
+        "warm_after_seconds": 2.5,
+        "warm_lookups": 0,
     }
     assert summary["routing"]["ejections"] == 1
     assert [d["at"] for d in summary["decisions"]] == [5.0, 6.0, 7.0]
@@ -247,3 +281,19 @@ def test_report_folder_has_readme_charts_and_summary(tmp_path: Path) -> None:
         assert " min</text>" in svg
         assert " d</text>" not in svg
     assert json.loads((tmp_path / "report" / "summary.json").read_text()) == summary
+
+
+def test_summary_and_readme_say_how_healthy_the_harness_was() -> None:
+    summary = build_summary(
+        timeline=timeline(),
+        wall_seconds=10.0,
+        buckets=[bucket(0.0, 10.0, [5.0])],
+        replicas=[],
+        decisions=[],
+        started_epoch=0.0,
+    )
+    assert "harness:" not in summary_text(summary, None)  # only a finished run has one
+    summary["harness"] = harness_summary([], [], {}, {})
+    expected = "controller loop lag p99 0 ms (max 0); load generator lag max 0 ms"
+    assert expected in summary_text(summary, None)
+    assert expected in readme(summary, "story", [])

@@ -8,7 +8,7 @@ so a short spike stays visible, which is what a scaling chart is read for.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
@@ -62,8 +62,10 @@ def line_chart_svg(
     left_label: str = "load",
     right_label: str = "replicas",
     max_points: int = 1500,
+    x_labeller: Callable[[float], str] | None = None,
 ) -> str:
-    """The SVG text. ``times`` are seconds; the x axis is labelled in days from the first."""
+    """The SVG text. ``times`` are seconds; the x axis is labelled in days from the first,
+    or by ``x_labeller`` (seconds since the first time -> tick label) for shorter spans."""
     if not times:
         raise ValueError("nothing to chart: no times")
     for line in lines:
@@ -98,9 +100,13 @@ def line_chart_svg(
     for tick in range(6):
         fraction = tick / 5
         x = _LEFT + (_WIDTH - _LEFT - _RIGHT) * fraction
+        label = (
+            f"{days * fraction:.3g} d"
+            if x_labeller is None
+            else escape(x_labeller((last - first) * fraction))
+        )
         parts.append(
-            f'<text x="{x:.1f}" y="{plot_bottom + 18}" text-anchor="middle">'
-            f"{days * fraction:.3g} d</text>"
+            f'<text x="{x:.1f}" y="{plot_bottom + 18}" text-anchor="middle">{label}</text>'
         )
     parts.append(
         f'<text x="16" y="{_TOP - 10}">{escape(left_label)}</text>'
