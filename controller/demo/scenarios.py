@@ -83,7 +83,8 @@ SCENARIOS: Mapping[str, Scenario] = {
             name="noisy-neighbour",
             story=(
                 "Steady load; a third of the way in, a CPU burner lands on line-node-b and "
-                "saturates the CPU. The agents report the bottleneck; latency and scaling react."
+                "saturates the CPU. The agents report the bottleneck and latency rises; the "
+                "request rate does not, so the autoscaler rightly holds."
             ),
             pattern="shift-change-spike",
             window_seconds=3600,
