@@ -486,6 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = evaluate(figures, keys)
     met = all_met(rows)
     mode = "quick" if args.quick else "full"
+    if args.only:
+        mode += f", only {args.only}"
     header = (
         f"Week 10 validation ({mode} run), {started_at:%Y-%m-%d %H:%M} UTC, {wall:.0f} s wall, "
         f"on {machine()}"
