@@ -33,21 +33,8 @@ from controller.demo.report import (
 )
 from controller.demo.scenarios import Timeline
 
-CONTRACT = {
-    "pattern": str,
-    "speed": float,
-    "wall_seconds": float,
-    "simulated_seconds": float,
-    "requests": {"total": int, "ok": int, "errors": int, "success_ratio": float},
-    "latency_ms": {"mean": float, "p50": float, "p99": float},
-    "normal": {"requests": int, "mean_ms": float, "p99_ms": float},
-    "peak": {"requests": int, "mean_ms": float, "p99_ms": float},
-    "degradation_at_peak": float,
-    "scaling": {"actions": int, "min_replicas": int, "max_replicas": int, "replica_seconds": float},
-    "cache": {"hits": int, "misses": int, "hit_ratio": float},
-    "routing": {"ejections": int},
-    "cost": {"replica_hours": float, "cost": float, "static_peak_cost": float},
-}
+from demo_contract import SUMMARY_CONTRACT, conforms
+
 DECISION_KEYS = {"at", "engine", "target", "reason", "summary"}
 
 
@@ -75,16 +62,6 @@ def decision(kind: str, before: object, after: object, at: float, state: str = "
         "decided_at": at,
         "actuation": {"state": state},
     }
-
-
-def conforms(value: object, shape: object) -> bool:
-    if isinstance(shape, dict):
-        return isinstance(value, dict) and all(
-            key in value and conforms(value[key], sub) for key, sub in shape.items()
-        )
-    if shape is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, shape)  # type: ignore[arg-type]
 
 
 def test_histogram_mean_is_exact_and_quantiles_within_a_bin() -> None:
@@ -207,7 +184,7 @@ def test_summary_matches_the_contract_and_its_figures() -> None:
         decisions=decisions,
         started_epoch=1000.0,
     )
-    assert conforms(summary, CONTRACT), json.dumps(summary, indent=1)
+    assert conforms(summary, SUMMARY_CONTRACT), json.dumps(summary, indent=1)
     assert summary["requests"] == {
         "total": 28,
         "ok": 27,
@@ -251,7 +228,7 @@ def test_an_empty_run_still_has_a_whole_summary() -> None:
         started_epoch=0.0,
         interrupted=True,
     )
-    assert conforms(summary, CONTRACT)
+    assert conforms(summary, SUMMARY_CONTRACT)
     assert summary["requests"]["success_ratio"] == 1.0
     assert summary["degradation_at_peak"] == 0.0
     assert "interrupted" in summary_text(summary, None)
